@@ -1,0 +1,56 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrHeld is matched by the error TryLock and Lock return when another
+// process holds the lock.
+var ErrHeld = errors.New("lock is held by another process")
+
+// ErrUnsafe is matched by every *UnsafeError.
+var ErrUnsafe = errors.New("refused as unsafe")
+
+// ErrLost is the cause a Lease reports once the lock's path no longer names
+// the locked file.
+var ErrLost = errors.New("lock file was deleted or replaced")
+
+// HeldError reports that the lock is busy. Holder is what Inspect found out
+// about the holder; it may be nil if that could not be read.
+type HeldError struct {
+	Path   string
+	Holder *Holder
+	Err    error // the context's error when a wait ended, else nil
+}
+
+func (e *HeldError) Error() string {
+	msg := fmt.Sprintf("%s: busy", e.Path)
+	if e.Holder != nil {
+		if d := e.Holder.Describe(); d != "" {
+			msg += ", " + d
+		}
+	}
+	if e.Err != nil {
+		msg += " (gave up waiting: " + e.Err.Error() + ")"
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrHeld) true.
+func (e *HeldError) Is(target error) bool { return target == ErrHeld }
+
+// Unwrap returns the context error of an ended wait, if any.
+func (e *HeldError) Unwrap() error { return e.Err }
+
+// UnsafeError reports a lock path refused for safety. Path names the file or
+// directory at fault and Reason says why.
+type UnsafeError struct {
+	Path   string
+	Reason string
+}
+
+func (e *UnsafeError) Error() string { return fmt.Sprintf("%s: refused: %s", e.Path, e.Reason) }
+
+// Is makes errors.Is(err, ErrUnsafe) true.
+func (e *UnsafeError) Is(target error) bool { return target == ErrUnsafe }

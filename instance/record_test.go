@@ -1,0 +1,124 @@
+package instance
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	in := Record{PID: 4242, StartTicks: 991, BootID: "b-1", PIDNS: 4026531836, Host: "h",
+		Acquired: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Name: "backup",
+		Command: QuoteCommand([]string{"sh", "-c", "echo a\nb"}), Token: 77}
+	out, err := ParseRecord(in.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.PID != in.PID || out.Token != in.Token || !out.Acquired.Equal(in.Acquired) || out.Command != in.Command || out.PIDNS != in.PIDNS {
+		t.Fatalf("round trip: got %+v want %+v", out, in)
+	}
+	rel := in
+	rel.LastPID, rel.PID, rel.Released = rel.PID, 0, in.Acquired.Add(time.Second)
+	out, err = ParseRecord(rel.Marshal())
+	if err != nil || out.PID != 0 || out.LastPID != 4242 || out.Released.IsZero() {
+		t.Fatalf("released round trip: %+v, %v", out, err)
+	}
+}
+
+func TestParseRecordHostile(t *testing.T) {
+	good := (&Record{PID: 123, Token: 5, Acquired: time.Unix(1, 0)}).Marshal()
+	withSum := func(body string) []byte {
+		r := &Record{}
+		_ = r
+		return []byte(body + "sum=" + crcHex(body) + "\n")
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		partial bool // being written / torn, as opposed to malformed
+	}{
+		{"empty", nil, true},
+		{"no checksum", []byte("123\nstart=1\n"), true},
+		{"torn", good[:len(good)/2], true},
+		{"bad checksum", append(append([]byte{}, good[:len(good)-10]...), []byte("00000000\n")...), true},
+		{"negative pid", withSum("-1\ntoken=1\n"), false},
+		{"zero pid and not released", withSum("0\ntoken=1\n"), false},
+		{"pid one", withSum("1\ntoken=1\n"), false},
+		{"wraps to -1 in pid_t", withSum("4294967295\ntoken=1\n"), false},
+		{"huge", withSum("99999999999999999999\n"), false},
+		{"plus sign", withSum("+123\n"), false},
+		{"spaces", withSum(" 123\n"), false},
+		{"hex", withSum("0x7b\n"), false},
+		{"junk after pid", withSum("123abc\n"), false},
+		{"bad token", withSum("123\ntoken=-3\n"), false},
+		{"not key value", withSum("123\nhello\n"), false},
+		{"empty pid line not released", withSum("\ntoken=3\n"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ParseRecord(tc.in)
+			if err == nil {
+				t.Fatalf("accepted %q as %+v", tc.in, r)
+			}
+			if got := errors.Is(err, errPartial); got != tc.partial {
+				t.Fatalf("partial=%v, want %v (err %v)", got, tc.partial, err)
+			}
+		})
+	}
+}
+
+func TestParseRecordIgnoresOldTail(t *testing.T) {
+	long := (&Record{PID: 999, Token: 1, Command: strings.Repeat("x", 500)}).Marshal()
+	short := (&Record{PID: 123, Token: 2}).Marshal()
+	mixed := append(append([]byte{}, short...), long[len(short):]...)
+	r, err := ParseRecord(mixed)
+	if err != nil || r.PID != 123 || r.Token != 2 {
+		t.Fatalf("got %+v, %v; want the new record", r, err)
+	}
+}
+
+func TestMarshalNoForgedKeys(t *testing.T) {
+	r := &Record{PID: 5, Name: "x\ntoken=1", Command: "a\nsum=00000000", Token: 9}
+	out, err := ParseRecord(r.Marshal())
+	if err != nil || out.Token != 9 {
+		t.Fatalf("a newline in a value forged a key: %+v, %v", out, err)
+	}
+	if len((&Record{PID: 5, Command: strings.Repeat("y", 10000)}).Marshal()) > MaxRecord {
+		t.Fatal("record exceeds MaxRecord")
+	}
+}
+
+func TestNextToken(t *testing.T) {
+	now := time.UnixMicro(1_000_000)
+	tests := []struct {
+		prev, want uint64
+	}{
+		{0, 1_000_000},
+		{5, 1_000_000},
+		{1_000_000, 1_000_001}, // clock did not advance
+		{2_000_000, 2_000_001}, // clock went back
+		{1 << 63, 1_000_000},   // hostile: never wrap
+	}
+	for _, tc := range tests {
+		if got := nextToken(tc.prev, now); got != tc.want {
+			t.Errorf("nextToken(%d) = %d, want %d", tc.prev, got, tc.want)
+		}
+	}
+}
+
+func TestLooksLikeRecord(t *testing.T) {
+	full := string((&Record{PID: 12, Token: 3}).Marshal())
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"", true}, {"123", true}, {"123\nsta", true}, {full[:len(full)-3], true}, {"\ntoken=4\n", true},
+		{"precious\n", false}, {"root:x:0:0::/root:/bin/bash\n", false}, {"123\nhello world\nmore\n", false},
+		{"#!/bin/sh\n", false},
+	} {
+		if got := looksLikeRecord([]byte(tc.in)); got != tc.want {
+			t.Errorf("looksLikeRecord(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// networkFS lists statfs f_type magic numbers of file systems whose flock(2)
+// is emulated, unreliable or not shared between hosts.
+var networkFS = map[int64]string{
+	0x6969:            "nfs",
+	0x517b:            "smb",
+	-11317950:         "cifs", // 0xff534d42 as a signed 32-bit value
+	0xff534d42:        "cifs",
+	-29666238:         "smb2", // 0xfe534d42
+	0xfe534d42:        "smb2",
+	0x00c36400:        "ceph",
+	0x01021997:        "9p",
+	0x5346414f:        "afs",
+	0x6b414653:        "afs",
+	0x01161970:        "gfs2",
+	0x7461636f:        "ocfs2",
+	0x0bd00bd0:        "lustre",
+	0x73757245:        "coda",
+	0x65735546:        "fuse",
+	0x47504653:        "gpfs",
+	0x013111a8:        "ibrix",
+	0x19830326:        "fhgfs",
+	int64(0xaad7aaea): "panfs",
+	int64(0x564c4b5a): "vboxsf",
+}
+
+// NetworkFS returns the name of the network file system with statfs magic
+// f_type, or "" for a local one.
+func NetworkFS(ftype int64) string { return networkFS[ftype] }
+
+// dir is an opened, checked directory: the lock file is always opened
+// through it, so a directory renamed or swapped for a symlink after the check
+// cannot redirect guard.
+type dir struct {
+	fd   int
+	path string // as the user named it
+	via  string // /proc/self/fd/N
+}
+
+func (d *dir) close() { unix.Close(d.fd) }
+
+// openDir opens the directory that will hold a lock file and refuses it if
+// users other than its owner and root can change its entries, or it is on a
+// network file system (unless allowNet).
+func openDir(path string, allowNet bool) (*dir, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open directory", Path: path, Err: err}
+	}
+	d := &dir{fd: fd, path: path, via: "/proc/self/fd/" + strconv.Itoa(fd)}
+	if err := d.check(allowNet); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *dir) check(allowNet bool) error {
+	real, err := os.Readlink(d.via)
+	if err != nil {
+		return &os.PathError{Op: "resolve", Path: d.path, Err: err}
+	}
+	// The directory and each ancestor must be safe from other users.
+	for p := real; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return &os.PathError{Op: "stat", Path: p, Err: err}
+		}
+		if reason := dirUnsafe(&st); reason != "" {
+			if p != real && st.Mode&unix.S_ISVTX != 0 {
+				// A sticky ancestor (/tmp) cannot have our subdirectory
+				// renamed away by others; the leaf was checked strictly.
+			} else {
+				return &UnsafeError{Path: p, Reason: reason}
+			}
+		}
+		if p == "/" || p == "." {
+			break
+		}
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(d.fd, &sfs); err != nil {
+		return &os.PathError{Op: "statfs", Path: d.path, Err: err}
+	}
+	if name := NetworkFS(int64(sfs.Type)); name != "" && !allowNet {
+		return &UnsafeError{Path: d.path, Reason: fmt.Sprintf("on a network file system (%s); flock there is unreliable (allow it explicitly to use it anyway)", name)}
+	}
+	return nil
+}
+
+// dirUnsafe says why a directory is unsafe to keep a lock in, or "".
+func dirUnsafe(st *unix.Stat_t) string {
+	euid := uint32(os.Geteuid())
+	if st.Uid != 0 && st.Uid != euid {
+		return fmt.Sprintf("directory owned by uid %d, neither root nor us (uid %d)", st.Uid, euid)
+	}
+	if st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
+		return fmt.Sprintf("directory writable by other users (mode %04o) without the sticky bit", st.Mode&0o7777)
+	}
+	return ""
+}
+
+// fileUnsafe says why an opened lock file is unsafe to use, or "".
+func fileUnsafe(st *unix.Stat_t) string {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "not a regular file"
+	}
+	euid := uint32(os.Geteuid())
+	if st.Uid != 0 && st.Uid != euid {
+		return fmt.Sprintf("owned by uid %d, neither root nor us (uid %d)", st.Uid, euid)
+	}
+	if st.Nlink > 1 {
+		return fmt.Sprintf("has %d hard links", st.Nlink)
+	}
+	return ""
+}
+
+// lstatAt stats name in d without following a symlink.
+func (d *dir) lstatAt(name string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH)
+	return st, err
+}
+
+// precheck refuses a lock path that exists as something other than a
+// regular file, before anything opens it (opening a device can have effects).
+func (d *dir) precheck(name, full string) error {
+	st, err := d.lstatAt(name)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "stat", Path: full, Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return &UnsafeError{Path: full, Reason: "is a symbolic link"}
+	}
+	if r := fileUnsafe(&st); r != "" {
+		return &UnsafeError{Path: full, Reason: r}
+	}
+	return nil
+}
