@@ -74,7 +74,11 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // Wait blocks until the process has exited (it may still be a zombie) or
 // ctx is done. It returns nil when the process exited and ctx.Err()
 // otherwise.
+// Wait on a closed handle returns an error at once.
 func (p *Process) Wait(ctx context.Context) error {
+	if p.fd < 0 {
+		return errors.New("process handle closed")
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -83,6 +87,9 @@ func (p *Process) Wait(ctx context.Context) error {
 		n, err := unix.Poll(fds, 100)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("poll pidfd %d: %w", p.PID, err)
+		}
+		if n > 0 && fds[0].Revents&unix.POLLNVAL != 0 {
+			return fmt.Errorf("poll pidfd %d: invalid descriptor", p.PID)
 		}
 		if n > 0 {
 			return nil
