@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"guard/instance"
+	"guard/pidfile"
+)
+
+// Exit codes of the contract.
+const (
+	exitUsage      = 64
+	exitInternal   = 70
+	exitCantCreate = 73
+	exitBusy       = 75
+	exitPerm       = 77
+	exitUnsafe     = 78
+)
+
+// exitError carries an explicit exit code and, unless quiet, a message.
+type exitError struct {
+	code  int
+	msg   string // printed as "guard: msg" unless empty
+	quiet bool
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// exitf returns an error that exits with code after printing one line.
+func exitf(code int, format string, a ...any) error {
+	return &exitError{code: code, msg: fmt.Sprintf(format, a...)}
+}
+
+// silent exits with code and prints nothing (the command printed already).
+func silent(code int) error { return &exitError{code: code, quiet: true} }
+
+// usageErr marks a command-line mistake.
+type usageErr struct{ msg string }
+
+func (e *usageErr) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageErr{fmt.Sprintf(format, a...)} }
+
+// codeOf maps an error to the contract's exit code. It is the only place
+// that does.
+func codeOf(err error) int {
+	var ee *exitError
+	var ue *usageErr
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
+		return exitUsage
+	case errors.Is(err, instance.ErrHeld):
+		return exitBusy
+	case errors.Is(err, instance.ErrUnsafe), errors.Is(err, pidfile.ErrUnsafe), errors.Is(err, pidfile.ErrMalformed):
+		return exitUnsafe
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EPERM):
+		return exitPerm
+	case errors.Is(err, syscall.EROFS), errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR),
+		errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return exitCantCreate
+	}
+	return exitInternal
+}
+
+// report prints err as one line on stderr and returns its exit code.
+func report(err error) int {
+	code := codeOf(err)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return code
+	}
+	var ee *exitError
+	if errors.As(err, &ee) && (ee.quiet || ee.msg == "") {
+		return code
+	}
+	fmt.Fprintln(os.Stderr, "guard: "+err.Error())
+	return code
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"guard/instance"
+)
+
+// lockFlags are the flags every command takes to name the lock.
+type lockFlags struct {
+	lock     string
+	name     string
+	allowNet bool
+}
+
+func (lf *lockFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&lf.lock, "lock", "", "lock file `PATH`")
+	fs.StringVar(&lf.name, "name", "", "job `NAME` (logs, metrics); picks NAME.lock in the default directory when --lock is absent")
+	fs.BoolVar(&lf.allowNet, "allow-network-fs", false, "allow a lock file on a network file system (NFS, CIFS, ...)")
+}
+
+// flagSet is a FlagSet that reports errors instead of exiting.
+type flagSet struct{ *flag.FlagSet }
+
+func newFlags(name, synopsis string) *flagSet { return &flagSet{newFlagSet(name, synopsis)} }
+
+func (fs *flagSet) parse(args []string) error { return parse(fs.FlagSet, args) }
+
+// newFlagSet returns a FlagSet that reports errors instead of exiting.
+func newFlagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	// Parse errors are reported in one line by parse; the full usage is
+	// printed only for -h.
+	fs.Usage = func() {}
+	usages[fs] = func() {
+		fs.SetOutput(os.Stdout)
+		fmt.Printf("usage: guard %s %s\n", name, synopsis)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// usages holds the -h text of each flag set.
+var usages = map[*flag.FlagSet]func(){}
+
+// parse parses args and turns a flag error into a usage error.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usages[fs]()
+			return silent(0)
+		}
+		return usagef("%s: %v (see 'guard %s -h')", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+// validName accepts job names that are safe as file names and metric values.
+func validName(n string) bool {
+	if n == "" || len(n) > 128 || n[0] == '.' || n[0] == '-' {
+		return false
+	}
+	for _, r := range n {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-@", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve returns the lock path and the job name, creating the default
+// directory when the path is derived from --name.
+func (lf *lockFlags) resolve() (path, name string, err error) {
+	if lf.name != "" && !validName(lf.name) {
+		return "", "", usagef("--name %q: use letters, digits, '.', '_', '-', '@' (not leading '.' or '-')", lf.name)
+	}
+	if lf.lock != "" {
+		name = lf.name
+		if name == "" {
+			name = strings.TrimSuffix(filepath.Base(lf.lock), ".lock")
+		}
+		return lf.lock, name, nil
+	}
+	if lf.name == "" {
+		return "", "", usagef("need --lock PATH or --name NAME")
+	}
+	dir, err := defaultDir()
+	if err != nil {
+		return "", "", err
+	}
+	return filepath.Join(dir, lf.name+".lock"), lf.name, nil
+}
+
+// defaultDir returns (creating it if missing) /run/guard for root,
+// $XDG_RUNTIME_DIR/guard otherwise, or $GUARD_DIR.
+func defaultDir() (string, error) {
+	dir, mode := os.Getenv("GUARD_DIR"), os.FileMode(0o755)
+	if dir == "" {
+		if os.Geteuid() == 0 {
+			dir = "/run/guard"
+		} else if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+			dir, mode = filepath.Join(x, "guard"), 0o700
+		} else {
+			return "", exitf(exitCantCreate, "no default lock directory: XDG_RUNTIME_DIR is not set; use --lock PATH or set GUARD_DIR")
+		}
+	}
+	if os.Getuid() != 0 {
+		mode = 0o700
+	}
+	err := os.Mkdir(dir, mode)
+	if err == nil {
+		err = os.Chmod(dir, mode) // the umask must not widen or narrow it
+	}
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("create lock directory: %w", err)
+	}
+	return dir, nil
+}
+
+// newLock builds the instance lock for the resolved path.
+func (lf *lockFlags) newLock(path, name string, argv []string) (*instance.Lock, error) {
+	return instance.New(instance.Options{Path: path, Name: name, Command: argv, AllowNetworkFS: lf.allowNet})
+}

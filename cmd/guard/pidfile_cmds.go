@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"guard/pidfile"
+)
+
+// pidfileJSON is the JSON form of a PID file's status.
+type pidfileJSON struct {
+	Path    string    `json:"path"`
+	PID     int       `json:"pid"`
+	State   string    `json:"state"`
+	Running bool      `json:"running"`
+	Written time.Time `json:"written"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// inspectPidfile judges the PID file of a daemon guard did not start. An
+// --exec mismatch turns Running into "stale": the PID is not that program.
+func inspectPidfile(t *targetFlags) (*pidfile.Info, int, error) {
+	info, err := pidfile.Inspect(t.pidfile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, lsbNotRunning, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	code := lsbUnknown
+	switch info.State {
+	case pidfile.Running:
+		code = lsbRunning
+		if t.exe != "" {
+			if err := pidfile.MatchesExec(info.PID, t.exe); err != nil {
+				code, info.Reason = lsbStale, err.Error()
+			}
+		}
+	case pidfile.Dead, pidfile.Zombie, pidfile.Reused:
+		code = lsbStale
+	}
+	return info, code, nil
+}
+
+func pidfileStatus(t *targetFlags, asJSON bool) error {
+	info, code, err := inspectPidfile(t)
+	if err != nil {
+		return err
+	}
+	if info == nil {
+		if asJSON {
+			return printJSON(pidfileJSON{Path: t.pidfile, State: "absent"}, code)
+		}
+		fmt.Printf("%s: not running (no PID file)\n", t.pidfile)
+		return silent(code)
+	}
+	if asJSON {
+		return printJSON(pidfileJSON{Path: info.Path, PID: info.PID, State: info.State.String(),
+			Running: code == lsbRunning, Written: info.ModTime, Reason: info.Reason}, code)
+	}
+	switch code {
+	case lsbRunning:
+		fmt.Printf("%s: running, PID %d\n", info.Path, info.PID)
+		return nil
+	case lsbStale:
+		fmt.Printf("%s: not running, stale: PID %d %s (%s)\n", info.Path, info.PID, info.State, info.Reason)
+	default:
+		fmt.Printf("%s: unknown: PID %d: %s\n", info.Path, info.PID, info.Reason)
+	}
+	return silent(code)
+}
+
+func pidfileStop(t *targetFlags, timeout, killWait time.Duration) error {
+	info, code, err := inspectPidfile(t)
+	if err != nil {
+		return err
+	}
+	switch {
+	case info == nil:
+		fmt.Printf("%s: not running (no PID file)\n", t.pidfile)
+		return nil
+	case code == lsbStale:
+		fmt.Printf("%s: not running (stale PID file: PID %d %s; %s); nothing signalled\n", info.Path, info.PID, info.State, info.Reason)
+		return nil
+	case code != lsbRunning:
+		return exitf(lsbUnknown, "%s: PID %d cannot be verified: %s; not signalling", info.Path, info.PID, info.Reason)
+	}
+	p, err := info.Process(t.exe)
+	if err != nil {
+		return exitf(1, "%s: PID %d: %v; not signalling", info.Path, info.PID, err)
+	}
+	defer p.Close()
+	exited := func(ctx context.Context) bool { return p.Wait(ctx) == nil }
+	return escalate(info.Path, p, timeout, killWait, exited)
+}

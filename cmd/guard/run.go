@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"guard/instance"
+)
+
+// runOpts are the flags of guard run.
+type runOpts struct {
+	lockFlags
+	wait         waitValue
+	conflictExit int
+	quiet        bool
+	timeout      time.Duration
+	killAfter    time.Duration
+	pidfile      string
+}
+
+func parseRun(args []string) (*runOpts, []string, error) {
+	o := &runOpts{conflictExit: exitBusy, killAfter: 10 * time.Second}
+	fs := newFlagSet("run", "[flags] -- COMMAND [ARG...]")
+	o.register(fs)
+	fs.Var(&o.wait, "wait", "how long to wait for a busy lock: 0 (do not wait), a `DURATION`, or forever")
+	fs.IntVar(&o.conflictExit, "conflict-exit", exitBusy, "exit `CODE` when the lock is busy or the wait timed out")
+	fs.BoolVar(&o.quiet, "quiet", false, "print nothing when the run is skipped because the lock is busy")
+	fs.Var(durationFlag{&o.timeout}, "timeout", "stop the job after `DURATION` (SIGTERM, then SIGKILL after --kill-after)")
+	fs.Var(durationFlag{&o.killAfter}, "kill-after", "`DURATION` between SIGTERM and SIGKILL when stopping the job")
+	fs.StringVar(&o.pidfile, "pidfile", "", "also write guard's PID to `PATH` (removed at exit)")
+	if err := parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return nil, nil, usagef("run: missing COMMAND (guard run [flags] -- COMMAND [ARG...])")
+	}
+	if o.conflictExit < 0 || o.conflictExit > 255 {
+		return nil, nil, usagef("run: --conflict-exit %d: want 0..255", o.conflictExit)
+	}
+	return o, argv, nil
+}
+
+func runCmd(args []string) error {
+	// Signals first: nothing may kill guard while it holds the lock
+	// without the job hearing of it.
+	term := make(chan os.Signal, 4)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	hup := make(chan os.Signal, 32)
+	signal.Notify(hup, syscall.SIGHUP)
+
+	o, argv, err := parseRun(args)
+	if err != nil {
+		return err
+	}
+	path, name, err := o.resolve()
+	if err != nil {
+		return err
+	}
+	lk, err := o.newLock(path, name, argv)
+	if err != nil {
+		return err
+	}
+	le, err := o.acquire(lk, term)
+	if err != nil {
+		return err
+	}
+	s := &supervisor{opts: o, lock: lk, lease: le, path: path, name: name, term: term, hup: hup}
+	return s.run(argv)
+}
+
+// acquire takes the lock, waiting as --wait says. A TERM or INT while
+// waiting ends the wait and guard exits 128+signal.
+func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal) (*instance.FileLease, error) {
+	le, err := lk.TryLockFile()
+	if errors.Is(err, instance.ErrHeld) && o.wait.d != 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		if o.wait.d != forever {
+			ctx, cancel = context.WithTimeout(context.Background(), o.wait.d)
+		}
+		defer cancel()
+		sigc := make(chan os.Signal, 1)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case s := <-term:
+				sigc <- s
+				cancel()
+			case <-stop:
+			}
+		}()
+		le, err = lk.LockFile(ctx)
+		close(stop)
+		wg.Wait()
+		select {
+		case s := <-sigc:
+			if err == nil {
+				le.Release()
+			}
+			sig, _ := s.(syscall.Signal)
+			return nil, exitf(128+int(sig), "%s: %v while waiting for the lock", lk.Path(), s)
+		default:
+		}
+	}
+	if errors.Is(err, instance.ErrHeld) {
+		if o.quiet {
+			return nil, silent(o.conflictExit)
+		}
+		return nil, &exitError{code: o.conflictExit, msg: err.Error()}
+	}
+	return le, err
+}

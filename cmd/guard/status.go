@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"guard/instance"
+)
+
+// LSB status codes (status) and init-script codes (reload).
+const (
+	lsbRunning          = 0
+	lsbStale            = 1
+	lsbNotRunning       = 3
+	lsbUnknown          = 4
+	lsbNotRunningAction = 7
+)
+
+// targetFlags name what status, stop and reload act on: a lock, or a
+// classic PID file written by some other daemon.
+type targetFlags struct {
+	lockFlags
+	pidfile string
+	exe     string
+}
+
+func (t *targetFlags) register(fs *flagSet) {
+	t.lockFlags.register(fs.FlagSet)
+	fs.StringVar(&t.pidfile, "pidfile", "", "a classic PID file `PATH` of a daemon guard did not start (alone, without --lock/--name)")
+	fs.StringVar(&t.exe, "exec", "", "with --pidfile: act only if the process runs this executable `PATH`")
+}
+
+func (t *targetFlags) check() error {
+	if t.pidfile != "" && (t.lock != "" || t.name != "") {
+		return usagef("--pidfile is used alone, without --lock or --name")
+	}
+	if t.exe != "" && t.pidfile == "" {
+		return usagef("--exec goes with --pidfile")
+	}
+	return nil
+}
+
+// inspect finds the holder of the lock named by the flags.
+func (t *targetFlags) inspect() (*instance.Holder, string, error) {
+	path, name, err := t.resolve()
+	if err != nil {
+		return nil, "", err
+	}
+	lk, err := t.newLock(path, name, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	h, err := lk.Inspect(nil)
+	return h, name, err
+}
+
+func statusCmd(args []string) error {
+	var t targetFlags
+	var asJSON bool
+	fs := newFlags("status", "[--lock PATH | --name NAME | --pidfile PATH [--exec PATH]] [--json]")
+	t.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "print the holder record as JSON")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := t.check(); err != nil {
+		return err
+	}
+	if t.pidfile != "" {
+		return pidfileStatus(&t, asJSON)
+	}
+	h, name, err := t.inspect()
+	if err != nil {
+		return err
+	}
+	code := statusCode(h)
+	if asJSON {
+		return printJSON(holderJSON(h, name), code)
+	}
+	line := fmt.Sprintf("%s: %s", h.Path, describeStatus(h))
+	if code == lsbRunning {
+		fmt.Println(line)
+		return nil
+	}
+	fmt.Println(line)
+	return silent(code)
+}
+
+func statusCode(h *instance.Holder) int {
+	switch h.State {
+	case instance.Held:
+		return lsbRunning
+	case instance.Stale:
+		return lsbStale
+	case instance.Free:
+		return lsbNotRunning
+	}
+	return lsbUnknown
+}
+
+func describeStatus(h *instance.Holder) string {
+	switch h.State {
+	case instance.Held:
+		s := "running, " + h.Describe()
+		if h.Record != nil && h.Record.PID > 0 {
+			s += fmt.Sprintf(", token %d", h.Record.Token)
+		}
+		return s
+	case instance.Free:
+		return "not running (" + h.Reason + ")"
+	case instance.Stale:
+		return "not running, stale: " + h.Reason
+	}
+	return "unknown: " + h.Reason
+}
+
+// statusJSON is the JSON form of a lock's status.
+type statusJSON struct {
+	Path     string     `json:"path"`
+	Name     string     `json:"name,omitempty"`
+	State    string     `json:"state"`
+	Held     bool       `json:"held"`
+	PID      int        `json:"pid,omitempty"`
+	LockPID  int        `json:"lock_pid,omitempty"`
+	Verified bool       `json:"verified"`
+	Since    *time.Time `json:"since,omitempty"`
+	Token    uint64     `json:"token,omitempty"`
+	Host     string     `json:"host,omitempty"`
+	Command  string     `json:"command,omitempty"`
+	Released *time.Time `json:"released,omitempty"`
+	LastPID  int        `json:"last_pid,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+}
+
+func holderJSON(h *instance.Holder, name string) statusJSON {
+	j := statusJSON{Path: h.Path, Name: name, State: h.State.String(), Held: h.State == instance.Held,
+		LockPID: h.LockPID, Verified: h.Verified, Reason: h.Reason}
+	if r := h.Record; r != nil {
+		j.PID, j.Token, j.Host, j.Command, j.LastPID = r.PID, r.Token, r.Host, r.Command, r.LastPID
+		if r.Name != "" {
+			j.Name = r.Name
+		}
+		if !r.Acquired.IsZero() {
+			t := r.Acquired
+			j.Since = &t
+		}
+		if !r.Released.IsZero() {
+			t := r.Released
+			j.Released = &t
+		}
+	}
+	return j
+}
+
+func printJSON(v any, code int) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	if code != 0 {
+		return silent(code)
+	}
+	return nil
+}
