@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"guard/health"
 	"guard/instance"
 )
 
@@ -21,6 +22,8 @@ type runOpts struct {
 	timeout      time.Duration
 	killAfter    time.Duration
 	pidfile      string
+	listen       string
+	textfileDir  string
 }
 
 func parseRun(args []string) (*runOpts, []string, error) {
@@ -33,6 +36,8 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	fs.Var(durationFlag{&o.timeout}, "timeout", "stop the job after `DURATION` (SIGTERM, then SIGKILL after --kill-after)")
 	fs.Var(durationFlag{&o.killAfter}, "kill-after", "`DURATION` between SIGTERM and SIGKILL when stopping the job")
 	fs.StringVar(&o.pidfile, "pidfile", "", "also write guard's PID to `PATH` (removed at exit)")
+	fs.StringVar(&o.listen, "listen", "", "serve /livez, /readyz, /healthz and /metrics on `ADDR` (host:port) while the job runs")
+	fs.StringVar(&o.textfileDir, "textfile-dir", "", "on exit, write `DIR`/NAME.prom for node_exporter's textfile collector")
 	if err := parse(fs, args); err != nil {
 		return nil, nil, err
 	}
@@ -66,19 +71,30 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	le, err := o.acquire(lk, term)
+	if o.textfileDir != "" && !validName(name) {
+		return usagef("--textfile-dir needs a job name made of letters, digits, '.', '_', '-', '@' (got %q); set --name", name)
+	}
+	obs, err := newObserver(o.listen, o.textfileDir, path, name)
 	if err != nil {
 		return err
 	}
-	s := &supervisor{opts: o, lock: lk, lease: le, path: path, name: name, term: term, hup: hup}
+	defer obs.close()
+	le, err := o.acquire(lk, term, obs)
+	if err != nil {
+		return err
+	}
+	s := &supervisor{opts: o, lock: lk, lease: le, path: path, name: name, term: term, hup: hup, obs: obs}
 	return s.run(argv)
 }
 
 // acquire takes the lock, waiting as --wait says. A TERM or INT while
 // waiting ends the wait and guard exits 128+signal.
-func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal) (*instance.FileLease, error) {
+func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal, obs *observer) (*instance.FileLease, error) {
+	began := time.Now()
 	le, err := lk.TryLockFile()
 	if errors.Is(err, instance.ErrHeld) && o.wait.d != 0 {
+		obs.state.Contended()
+		obs.state.Waiting()
 		ctx, cancel := context.WithCancel(context.Background())
 		if o.wait.d != forever {
 			ctx, cancel = context.WithTimeout(context.Background(), o.wait.d)
@@ -110,7 +126,16 @@ func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal) (*instance.F
 		default:
 		}
 	}
+	if err == nil {
+		obs.state.Acquired(pid, le.Token(), le.Since(), time.Since(began))
+	}
 	if errors.Is(err, instance.ErrHeld) {
+		if o.wait.d != 0 {
+			obs.state.Released() // the standby stops waiting
+			obs.finish(health.JobRun{Result: health.ResultSkipped})
+		} else {
+			obs.skipped()
+		}
 		if o.quiet {
 			return nil, silent(o.conflictExit)
 		}

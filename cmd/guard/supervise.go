@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"guard/health"
 	"guard/instance"
 	"guard/pidfile"
 )
@@ -25,10 +26,12 @@ type supervisor struct {
 	name  string
 	term  <-chan os.Signal
 	hup   <-chan os.Signal
+	obs   *observer
 
 	cmd      *exec.Cmd
 	reloads  int
 	stopping bool // SIGTERM sent to the job; a second one escalates
+	timedOut bool // --timeout expired
 	killC    <-chan time.Time
 	fg       bool // the job's group was given the terminal
 }
@@ -85,9 +88,11 @@ func (s *supervisor) start(argv []string) error {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			code = 127
 		}
+		s.obs.finish(health.JobRun{Result: health.ResultFailure, ExitCode: code})
 		return exitf(code, "%s: cannot start %s: %v", s.path, argv[0], err)
 	}
 	s.cmd = cmd
+	s.obs.jobStarted()
 	return nil
 }
 
@@ -120,11 +125,14 @@ func (s *supervisor) loop() error {
 			s.stop(sig.(syscall.Signal))
 		case <-s.hup:
 			s.reloads++
-			if err := s.cmd.Process.Signal(syscall.SIGHUP); err == nil {
+			err := s.cmd.Process.Signal(syscall.SIGHUP)
+			s.obs.state.Reload(err == nil, time.Now())
+			if err == nil {
 				logf("%s: SIGHUP forwarded to job PID %d (reload %d)", s.path, s.cmd.Process.Pid, s.reloads)
 			}
 		case <-timeout:
 			logf("%s: job PID %d still running after --timeout %v; stopping it", s.path, s.cmd.Process.Pid, s.opts.timeout)
+			s.timedOut = true
 			s.stop(syscall.SIGTERM)
 		case <-s.killC:
 			logf("%s: job PID %d did not stop within %v; sending SIGKILL", s.path, s.cmd.Process.Pid, s.opts.killAfter)
@@ -158,6 +166,7 @@ func (s *supervisor) signalJob(sig syscall.Signal) {
 // fails, stops the job. It returns the channel to watch next.
 func (s *supervisor) relock() <-chan struct{} {
 	cause := s.lease.Err()
+	s.obs.state.Lost()
 	le, err := s.lock.TryLockFile()
 	if err != nil {
 		logf("%v; cannot take the lock again (%v); stopping job PID %d", cause, err, s.cmd.Process.Pid)
@@ -166,6 +175,7 @@ func (s *supervisor) relock() <-chan struct{} {
 	}
 	s.lease.Release()
 	s.lease = le
+	s.obs.state.Acquired(pid, le.Token(), le.Since(), 0)
 	logf("%v; took the lock again on the new file (token %d)", cause, le.Token())
 	return le.Lost()
 }
@@ -178,10 +188,25 @@ func (s *supervisor) finish() error {
 	}
 	ps := s.cmd.ProcessState
 	pid := s.cmd.Process.Pid
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exitf(128+int(ws.Signal()), "%s: job PID %d killed by %s", s.path, pid, unix.SignalName(ws.Signal()))
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	code := ps.ExitCode()
+	if ws.Signaled() {
+		code = 128 + int(ws.Signal())
 	}
-	if code := ps.ExitCode(); code != 0 {
+	result := health.ResultSuccess
+	switch {
+	case s.timedOut:
+		result = health.ResultTimeout
+	case s.stopping || ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		result = health.ResultKilled
+	case code != 0:
+		result = health.ResultFailure
+	}
+	s.obs.jobEnded(result, code)
+	if ws.Signaled() {
+		return exitf(code, "%s: job PID %d killed by %s", s.path, pid, unix.SignalName(ws.Signal()))
+	}
+	if code != 0 {
 		return exitf(code, "%s: job PID %d exited with status %d", s.path, pid, code)
 	}
 	return nil

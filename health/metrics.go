@@ -1,0 +1,165 @@
+package health
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// BuildInfo labels guard_build_info. Empty fields are reported as "unknown".
+// The Go version label comes from runtime.Version.
+type BuildInfo struct {
+	Version  string
+	Revision string
+}
+
+// NewRegistry returns a private registry (never the default one) holding the
+// Go and process collectors, guard_build_info{version,goversion,revision}
+// (always 1, labels fixed here), and the guard_* metrics read from s at each
+// scrape:
+//
+//	guard_lock_held                             gauge: 1 while held and not lost
+//	guard_lock_waiting                          gauge: 1 while a standby waits
+//	guard_lock_acquisitions_total               counter
+//	guard_lock_contended_total                  counter: attempts that found it busy
+//	guard_lock_lost_total                       counter: holds whose path stopped naming the lock
+//	guard_lock_wait_seconds                     histogram: wait before each acquisition
+//	guard_reloads_total{result}                 counter: result is "success" or "failure"
+//	guard_last_reload_success_timestamp_seconds gauge: Unix time, 0 if none yet
+//	guard_job_running                           gauge: 1 while the job runs
+//	guard_job_runs_total{result}                counter: result in the JobRun.Result set
+//	guard_job_last_exit_code                    gauge: absent until a run finished
+//	guard_job_duration_seconds                  gauge: last run's duration, absent until then
+//	guard_job_last_success_timestamp_seconds    gauge: Unix time, 0 if none yet
+//
+// Every label value comes from a fixed set, so the number of series is
+// constant. Scrapes only load s's snapshot atomically. The caller may
+// register more collectors. NewRegistry panics if s is nil.
+func NewRegistry(s *State, info BuildInfo) *prometheus.Registry {
+	if s == nil {
+		panic("health: NewRegistry with nil State")
+	}
+	reg := prometheus.NewRegistry()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "guard_build_info",
+		Help: "Build information of the running binary; always 1.",
+		ConstLabels: prometheus.Labels{
+			"version":   orUnknown(info.Version),
+			"goversion": runtime.Version(),
+			"revision":  orUnknown(info.Revision),
+		},
+	})
+	build.Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		build,
+		stateCollector{s},
+	)
+	return reg
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+var (
+	descLockHeld     = newDesc("guard_lock_held", "1 while this process holds the lock and its path still names the locked file, else 0.")
+	descLockWaiting  = newDesc("guard_lock_waiting", "1 while this process waits for a busy lock as a standby, else 0.")
+	descAcquisitions = newDesc("guard_lock_acquisitions_total", "Times the lock was acquired.")
+	descContended    = newDesc("guard_lock_contended_total", "Attempts to take the lock that found it held by another process.")
+	descLost         = newDesc("guard_lock_lost_total", "Holds during which the lock path stopped naming the locked file.")
+	descWait         = newDesc("guard_lock_wait_seconds", "Time waited for the lock before each acquisition.")
+	descReloads      = newDesc("guard_reloads_total", "Reloads (SIGHUP) by result.", "result")
+	descReloadOK     = newDesc("guard_last_reload_success_timestamp_seconds", "Unix time of the last successful reload, 0 if none.")
+	descJobRunning   = newDesc("guard_job_running", "1 while the guarded job runs, else 0.")
+	descJobRuns      = newDesc(nameJobRuns, helpJobRuns, "result")
+	descJobExit      = newDesc(nameJobExit, helpJobExit)
+	descJobDuration  = newDesc(nameJobDuration, helpJobDuration)
+	descJobOK        = newDesc(nameJobOK, helpJobOK)
+)
+
+// Job metric names and help, shared by /metrics and textfiles so that
+// node_exporter sees one HELP per name.
+const (
+	nameJobRuns     = "guard_job_runs_total"
+	nameJobExit     = "guard_job_last_exit_code"
+	nameJobDuration = "guard_job_duration_seconds"
+	nameJobOK       = "guard_job_last_success_timestamp_seconds"
+	helpJobRuns     = "Runs of the guarded job by result (success, failure, timeout, killed, skipped)."
+	helpJobExit     = "Exit code of the last run that ran (128+N for signal N)."
+	helpJobDuration = "Duration of the last run that ran."
+	helpJobOK       = "Unix time the last successful run finished, 0 if none."
+)
+
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// stateCollector turns a State snapshot into metrics at scrape time.
+type stateCollector struct{ s *State }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descLockHeld, descLockWaiting, descAcquisitions, descContended, descLost, descWait,
+		descReloads, descReloadOK, descJobRunning, descJobRuns, descJobExit, descJobDuration, descJobOK,
+	} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.s.load()
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	gauge(descLockHeld, b2f(n.lock.Held && !n.lock.Lost))
+	gauge(descLockWaiting, b2f(n.lock.Waiting))
+	counter(descAcquisitions, n.acquisitions)
+	counter(descContended, n.contended)
+	counter(descLost, n.lostTotal)
+	buckets := make(map[float64]uint64, len(waitBuckets))
+	var cum uint64
+	for i, ub := range waitBuckets {
+		cum += n.waitBucket[i]
+		buckets[ub] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(descWait, n.waitCount, n.waitSum.Seconds(), buckets)
+
+	counter(descReloads, n.reloads.Total-n.reloads.Failed, "success")
+	counter(descReloads, n.reloads.Failed, "failure")
+	gauge(descReloadOK, unixSeconds(n.reloads.LastSuccess))
+
+	gauge(descJobRunning, b2f(n.jobRunning))
+	for i, r := range results {
+		counter(descJobRuns, n.jobRuns[i], r)
+	}
+	if n.jobRan {
+		gauge(descJobExit, float64(n.jobExitCode))
+		gauge(descJobDuration, n.jobDuration.Seconds())
+	}
+	gauge(descJobOK, unixSeconds(n.jobLastSucc))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// unixSeconds is t as fractional Unix seconds, 0 for the zero time.
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}

@@ -1,0 +1,255 @@
+package health
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// maxPrevious bounds how much of a previous textfile is read.
+const maxPrevious = 1 << 20
+
+// WriteTextfile records run in dir/name.prom for node_exporter's textfile
+// collector, labelled name="<name>" (the file's only label value besides the
+// fixed result set):
+//
+//	guard_job_runs_total{name,result}                counter, one series per result
+//	guard_job_last_exit_code{name}                   gauge, once a run has run
+//	guard_job_duration_seconds{name}                 gauge, the last run's duration
+//	guard_job_last_success_timestamp_seconds{name}   gauge, Unix time, 0 if none
+//
+// Counters accumulate: the previous dir/name.prom is read and added to. A
+// missing, unreadable or unparsable previous file (or one holding a symbolic
+// link, a negative count, ...) counts from zero and does not fail the write.
+// A failed run carries the previous last-success time over; a skipped run
+// (ResultSkipped) only counts, keeping the previous exit code and duration.
+//
+// The file is replaced atomically: written to a temporary file in dir whose
+// name does not end in ".prom" (so node_exporter ignores it), created with
+// O_EXCL|O_NOFOLLOW, synced, then renamed over dir/name.prom; the directory
+// is then synced, best effort. The temporary file is removed on failure.
+// name must be non-empty, at most 200 bytes of valid UTF-8, and not contain
+// '/' or NUL, nor be "." or "..". Concurrent writers for one name must be
+// serialized by the caller (guard holds the job's lock): otherwise one run
+// may be lost, though the file is never torn.
+func WriteTextfile(dir, name string, run JobRun) error {
+	if err := checkTextfileName(name); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, name+".prom")
+	t := readTally(path, name)
+	t.add(run.normalized())
+	var buf bytes.Buffer
+	for _, mf := range t.families(name) {
+		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+			return fmt.Errorf("health: encode textfile %q: %w", path, err)
+		}
+	}
+	return writeAtomic(dir, name+".prom", buf.Bytes())
+}
+
+func checkTextfileName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 200 ||
+		!utf8.ValidString(name) || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("health: invalid textfile name %q", name)
+	}
+	return nil
+}
+
+// tally is what a textfile records across runs.
+type tally struct {
+	runs        [len(results)]uint64
+	ran         bool // exitCode and duration are known
+	exitCode    float64
+	duration    float64 // seconds
+	lastSuccess float64 // Unix seconds, 0 if none
+}
+
+func (t *tally) add(run JobRun) {
+	t.runs[resultIndex(run.Result)]++
+	if run.Result == ResultSkipped {
+		return
+	}
+	t.ran, t.exitCode, t.duration = true, float64(run.ExitCode), max(run.Duration, 0).Seconds()
+	if run.Result == ResultSuccess {
+		t.lastSuccess = unixSeconds(run.Finished)
+	}
+}
+
+// readTally returns the tally recorded in path for name, or a zero tally if
+// path cannot be read or parsed.
+func readTally(path, name string) tally {
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|oNonBlock, 0)
+	if err != nil {
+		return tally{}
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return tally{}
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(io.LimitReader(f, maxPrevious))
+	if err != nil {
+		return tally{}
+	}
+	t, err := parseTally(mfs, name)
+	if err != nil {
+		return tally{}
+	}
+	return t
+}
+
+var errBadTextfile = errors.New("bad textfile")
+
+// parseTally extracts name's series; any malformed series spoils it all.
+func parseTally(mfs map[string]*dto.MetricFamily, name string) (tally, error) {
+	var t tally
+	runs, err := series(mfs[nameJobRuns], dto.MetricType_COUNTER, name)
+	if err != nil {
+		return tally{}, err
+	}
+	var seen [len(results)]bool
+	for _, m := range runs {
+		v, r := m.GetCounter().GetValue(), label(m, "result")
+		i := resultIndex(r)
+		if results[i] != r || seen[i] || v < 0 || v != math.Trunc(v) || v >= 1<<63 {
+			return tally{}, errBadTextfile
+		}
+		t.runs[i], seen[i] = uint64(v), true
+	}
+	gauge := func(n string) (v float64, ok bool) {
+		ms, e := series(mfs[n], dto.MetricType_GAUGE, name)
+		if len(ms) > 0 {
+			v = ms[0].GetGauge().GetValue()
+		}
+		if e != nil || len(ms) > 1 || math.IsNaN(v) || math.IsInf(v, 0) {
+			err = errBadTextfile
+		}
+		return v, len(ms) == 1
+	}
+	var okExit, okDur bool
+	t.exitCode, okExit = gauge(nameJobExit)
+	t.duration, okDur = gauge(nameJobDuration)
+	t.lastSuccess, _ = gauge(nameJobOK)
+	t.ran = okExit && okDur
+	if err != nil || t.lastSuccess < 0 || t.duration < 0 {
+		return tally{}, errBadTextfile
+	}
+	return t, nil
+}
+
+// series returns mf's metrics labelled name=name; an error if mf is not of
+// type typ.
+func series(mf *dto.MetricFamily, typ dto.MetricType, name string) ([]*dto.Metric, error) {
+	if mf == nil {
+		return nil, nil
+	}
+	if mf.GetType() != typ {
+		return nil, errBadTextfile
+	}
+	var out []*dto.Metric
+	for _, m := range mf.GetMetric() {
+		if label(m, "name") == name {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, lp := range m.GetLabel() {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
+}
+
+// families renders t as metric families, sorted by name.
+func (t *tally) families(name string) []*dto.MetricFamily {
+	gauge := func(n, help string, v float64) *dto.MetricFamily {
+		return family(n, help, dto.MetricType_GAUGE, &dto.Metric{
+			Label: labels("name", name),
+			Gauge: &dto.Gauge{Value: &v},
+		})
+	}
+	var out []*dto.MetricFamily
+	if t.ran {
+		out = append(out, gauge(nameJobDuration, helpJobDuration, t.duration),
+			gauge(nameJobExit, helpJobExit, t.exitCode))
+	}
+	out = append(out, gauge(nameJobOK, helpJobOK, t.lastSuccess))
+	runs := family(nameJobRuns, helpJobRuns, dto.MetricType_COUNTER)
+	for i, r := range results {
+		v := float64(t.runs[i])
+		runs.Metric = append(runs.Metric, &dto.Metric{
+			Label:   labels("name", name, "result", r),
+			Counter: &dto.Counter{Value: &v},
+		})
+	}
+	return append(out, runs)
+}
+
+func family(name, help string, typ dto.MetricType, ms ...*dto.Metric) *dto.MetricFamily {
+	return &dto.MetricFamily{Name: &name, Help: &help, Type: &typ, Metric: ms}
+}
+
+func labels(kv ...string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, &dto.LabelPair{Name: &kv[i], Value: &kv[i+1]})
+	}
+	return out
+}
+
+// writeAtomic replaces dir/base with data through a synced temporary file
+// in dir that never ends in ".prom".
+func writeAtomic(dir, base string, data []byte) (err error) {
+	var f *os.File
+	for range 100 {
+		tmp := filepath.Join(dir, "."+base+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("health: create textfile: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("health: write textfile: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("health: sync textfile: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("health: close textfile: %w", err)
+	}
+	if err = os.Rename(f.Name(), filepath.Join(dir, base)); err != nil {
+		return fmt.Errorf("health: install textfile: %w", err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync() // best effort: the new file is already in place
+		_ = d.Close()
+	}
+	return nil
+}
