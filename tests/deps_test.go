@@ -10,7 +10,7 @@ import (
 // only wants a lock pays for neither.
 func TestCoreDependencies(t *testing.T) {
 	forbidden := []string{"net/http", "github.com/prometheus/", "expvar", "net/http/pprof"}
-	for _, pkg := range []string{"guard/instance", "guard/pidfile", "guard/internal/proc"} {
+	for _, pkg := range []string{"guard/instance", "guard/pidfile", "guard/internal/proc", "guard/daemon"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list %s: %v\n%s", pkg, err, out)

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"guard/daemon"
 	"guard/health"
 	"guard/instance"
 )
@@ -24,6 +25,8 @@ type runOpts struct {
 	pidfile      string
 	listen       string
 	textfileDir  string
+	detach       bool
+	output       string
 }
 
 func parseRun(args []string) (*runOpts, []string, error) {
@@ -38,6 +41,8 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	fs.StringVar(&o.pidfile, "pidfile", "", "also write guard's PID to `PATH` (removed at exit)")
 	fs.StringVar(&o.listen, "listen", "", "serve /livez, /readyz, /healthz and /metrics on `ADDR` (host:port) while the job runs")
 	fs.StringVar(&o.textfileDir, "textfile-dir", "", "on exit, write `DIR`/NAME.prom for node_exporter's textfile collector")
+	fs.BoolVar(&o.detach, "detach", false, "daemonize; exit 0 only once the lock is held and the job has started")
+	fs.StringVar(&o.output, "output", "", "with --detach: append the job's stdout/stderr to `FILE` (default /dev/null), or 'syslog'")
 	if err := parse(fs, args); err != nil {
 		return nil, nil, err
 	}
@@ -47,6 +52,9 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	}
 	if o.conflictExit < 0 || o.conflictExit > 255 {
 		return nil, nil, usagef("run: --conflict-exit %d: want 0..255", o.conflictExit)
+	}
+	if o.output != "" && !o.detach {
+		return nil, nil, usagef("run: --output goes with --detach")
 	}
 	return o, argv, nil
 }
@@ -63,6 +71,22 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	var h *daemon.Handle
+	if o.detach {
+		if h, err = o.daemonize(argv); err != nil {
+			return err
+		}
+	}
+	err = o.run(argv, term, hup, h)
+	if h != nil && err != nil {
+		// Before Ready this reaches the starting process, which prints it
+		// and exits with its code; after Ready it is a no-op.
+		h.Fail(daemon.WithExitCode(codeOf(err), err))
+	}
+	return err
+}
+
+func (o *runOpts) run(argv []string, term, hup <-chan os.Signal, h *daemon.Handle) error {
 	path, name, err := o.resolve()
 	if err != nil {
 		return err
@@ -83,7 +107,7 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	s := &supervisor{opts: o, lock: lk, lease: le, path: path, name: name, term: term, hup: hup, obs: obs}
+	s := &supervisor{opts: o, lock: lk, lease: le, path: path, name: name, term: term, hup: hup, obs: obs, handle: h}
 	return s.run(argv)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"guard/daemon"
 	"guard/health"
 	"guard/instance"
 	"guard/pidfile"
@@ -19,14 +20,15 @@ import (
 
 // supervisor runs the job of guard run while the lease holds.
 type supervisor struct {
-	opts  *runOpts
-	lock  *instance.Lock
-	lease *instance.FileLease
-	path  string
-	name  string
-	term  <-chan os.Signal
-	hup   <-chan os.Signal
-	obs   *observer
+	opts   *runOpts
+	lock   *instance.Lock
+	lease  *instance.FileLease
+	path   string
+	name   string
+	term   <-chan os.Signal
+	hup    <-chan os.Signal
+	obs    *observer
+	handle *daemon.Handle // --detach: told once the job runs
 
 	cmd      *exec.Cmd
 	reloads  int
@@ -69,6 +71,16 @@ func (s *supervisor) start(argv []string) error {
 	defer inh.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if s.opts.output == "syslog" {
+		w, err := toSyslog("guard/" + s.name)
+		if err != nil {
+			return err
+		}
+		// The pipe's write end lives in the job only: at its end, and its
+		// children's, the forwarding ends.
+		defer w.Close()
+		cmd.Stdout, cmd.Stderr = w, w
+	}
 	cmd.Env = append(os.Environ(),
 		"GUARD_LOCK="+s.path,
 		"GUARD_NAME="+s.name,
@@ -93,6 +105,11 @@ func (s *supervisor) start(argv []string) error {
 	}
 	s.cmd = cmd
 	s.obs.jobStarted()
+	if s.handle != nil {
+		s.handle.Ready() // the starting process exits 0 now
+	} else {
+		daemon.Ready() // sd_notify READY=1 under systemd; nothing otherwise
+	}
 	return nil
 }
 
@@ -113,15 +130,26 @@ func (s *supervisor) loop() error {
 		timeout = t.C
 	}
 	lost := s.lease.Lost()
+	var chld chan os.Signal
+	if os.Getpid() == 1 {
+		// PID 1 in a container: orphans are ours to reap.
+		chld = make(chan os.Signal, 1)
+		signal.Notify(chld, syscall.SIGCHLD)
+		defer signal.Stop(chld)
+	}
 	for {
 		select {
 		case <-done:
+			daemon.ReapOrphans(0)
 			return s.finish()
+		case <-chld:
+			daemon.ReapOrphans(s.cmd.Process.Pid)
 		case sig := <-s.term:
 			if s.stopping {
 				s.signalJob(syscall.SIGKILL)
 				continue
 			}
+			daemon.Stopping()
 			s.stop(sig.(syscall.Signal))
 		case <-s.hup:
 			s.reloads++
@@ -210,9 +238,4 @@ func (s *supervisor) finish() error {
 		return exitf(code, "%s: job PID %d exited with status %d", s.path, pid, code)
 	}
 	return nil
-}
-
-// logf prints one diagnostic line on stderr.
-func logf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "guard: "+format+"\n", a...)
 }

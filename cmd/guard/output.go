@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+
+	"guard/daemon"
+)
+
+// syslogSocket is the syslog socket --output syslog writes to;
+// GUARD_SYSLOG_SOCKET overrides /dev/log (tests, chroots).
+func syslogSocket() string { return os.Getenv("GUARD_SYSLOG_SOCKET") }
+
+// logMu guards logSink, where logf sends guard's own messages once a
+// detached run writes to syslog.
+var (
+	logMu   sync.Mutex
+	logSink *slog.Logger
+)
+
+// logf prints one diagnostic line on stderr, or to syslog with
+// --detach --output syslog.
+func logf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	logMu.Lock()
+	sink := logSink
+	logMu.Unlock()
+	if sink != nil {
+		sink.Warn(msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "guard: "+msg)
+}
+
+// toSyslog connects to syslog, sends guard's messages there from now on,
+// and returns a writer whose lines are logged with tag, for the job's
+// stdout and stderr. Closing the writer ends the forwarding once every line
+// is sent.
+func toSyslog(tag string) (io.WriteCloser, error) {
+	h, err := daemon.NewSyslogHandler(syslogSocket(), tag, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--output syslog: %w", err)
+	}
+	logger := slog.New(h)
+	logMu.Lock()
+	logSink = logger
+	logMu.Unlock()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	go func() {
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			logger.LogAttrs(context.Background(), slog.LevelInfo, sc.Text())
+		}
+	}()
+	return pw, nil
+}
