@@ -44,3 +44,11 @@ func dispatch(args []string) int {
 	}
 	return report(cmd(args[1:]))
 }
+
+// parseOnly is set by GUARD_PARSE_ONLY=1: every command checks its command
+// line and exits 0 without acting, so deploy files can be checked against
+// the real binary.
+var parseOnly = os.Getenv("GUARD_PARSE_ONLY") == "1"
+
+// errParsed ends a command whose command line was checked in parse-only mode.
+var errParsed = silent(0)

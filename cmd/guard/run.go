@@ -56,6 +56,12 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	if o.output != "" && !o.detach {
 		return nil, nil, usagef("run: --output goes with --detach")
 	}
+	if o.name != "" && !validName(o.name) {
+		return nil, nil, usagef("--name %q: use letters, digits, '.', '_', '-', '@' (not leading '.' or '-')", o.name)
+	}
+	if parseOnly {
+		return nil, nil, errParsed
+	}
 	return o, argv, nil
 }
 

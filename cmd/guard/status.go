@@ -33,11 +33,20 @@ func (t *targetFlags) register(fs *flagSet) {
 }
 
 func (t *targetFlags) check() error {
+	if parseOnly && t.pidfile == "" && t.lock == "" && t.name == "" {
+		return usagef("need --lock PATH, --name NAME or --pidfile PATH")
+	}
+	if parseOnly && t.pidfile == "" && t.exe == "" {
+		return errParsed
+	}
 	if t.pidfile != "" && (t.lock != "" || t.name != "") {
 		return usagef("--pidfile is used alone, without --lock or --name")
 	}
 	if t.exe != "" && t.pidfile == "" {
 		return usagef("--exec goes with --pidfile")
+	}
+	if parseOnly {
+		return errParsed
 	}
 	return nil
 }

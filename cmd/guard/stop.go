@@ -114,6 +114,9 @@ func reloadCmd(args []string) error {
 		return err
 	}
 	tf := targetFlags{lockFlags: t}
+	if err := tf.check(); err != nil {
+		return err
+	}
 	h, _, err := tf.inspect()
 	if err != nil {
 		return err
