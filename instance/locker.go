@@ -36,3 +36,9 @@ type Lease interface {
 	// Release gives the lock up. It is idempotent.
 	Release() error
 }
+
+// The local file lock is one implementation of the backend interfaces.
+var (
+	_ Locker = (*Lock)(nil)
+	_ Lease  = (*FileLease)(nil)
+)
