@@ -16,7 +16,7 @@ func TestStatusCodes(t *testing.T) {
 	if r := guard(t, "status", "--lock", lock); r.code != 3 {
 		t.Fatalf("never run: %d %s", r.code, r.stdout)
 	}
-	p := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "touch "+started+"; sleep 1000")
+	p := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "touch "+started+"; exec sleep 1000")
 	eventually(t, "job started", func() bool { return fileHas(started, "") || exists(started) })
 	r := guard(t, "status", "--lock", lock, "--json")
 	var st struct {

@@ -105,12 +105,15 @@ func start(t *testing.T, bin string, args ...string) *proc {
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	cmd.WaitDelay = time.Second // a grandchild may keep the pipe open
+	// Its own process group, so the cleanup ends whatever it started too
+	// (flock(1)'s child, a job's children).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	})
 	return p

@@ -161,7 +161,7 @@ func TestLockFileDeletedOrReplaced(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			dir := lockDir(t)
 			lock, started := filepath.Join(dir, "job.lock"), filepath.Join(dir, "started")
-			a := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "touch "+started+"; sleep 1000")
+			a := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "touch "+started+"; exec sleep 1000")
 			eventually(t, "job started", func() bool { _, err := os.Stat(started); return err == nil })
 			if how == "deleted" {
 				os.Remove(lock)

@@ -36,7 +36,7 @@ func stopCmd(args []string) error {
 		return err
 	}
 	defer p.Close()
-	lockFree := func(ctx context.Context) bool { return waitLockFree(ctx, h.Path, p) }
+	lockFree := func(ctx context.Context) bool { return waitLockFree(ctx, h.Path, p, h.Record.Token) }
 	return escalate(h.Path, p, timeout, killWait, lockFree)
 }
 
@@ -87,15 +87,18 @@ func escalate(path string, p *proc.Process, timeout, killWait time.Duration, fre
 	return exitf(1, "%s: still held %v after SIGKILL to PID %d (a process it started keeps the lock)", path, killWait, p.PID)
 }
 
-// waitLockFree waits until p has exited and nobody holds the lock at path
-// (a zombie still answers kill -0; the lock is what counts).
-func waitLockFree(ctx context.Context, path string, p *proc.Process) bool {
+// waitLockFree waits until p has exited and its hold on the lock at path has
+// ended: nobody holds it, or a new holder (a hot standby) took it under
+// another fencing token. A zombie still answers kill -0; the lock is what
+// counts, and a process p started that inherited the lock keeps p's token.
+func waitLockFree(ctx context.Context, path string, p *proc.Process, token uint64) bool {
 	if p.Wait(ctx) != nil {
 		return false
 	}
 	for {
 		h, err := instance.Inspect(path)
-		if err == nil && h.State != instance.Held && h.State != instance.Unknown {
+		if err == nil && (h.State == instance.Free || h.State == instance.Stale ||
+			h.State == instance.Held && h.Record != nil && h.Record.Token != token) {
 			return true
 		}
 		select {
