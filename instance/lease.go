@@ -42,7 +42,7 @@ func (l *Lock) claim(fl *flock.Flock, d *dir) (*FileLease, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: stat: no inode information", l.opts.Path)
 	}
-	fd, err := ownFD(sys.Dev, sys.Ino)
+	fd, err := ownFD(d.hint, sys.Dev, sys.Ino)
 	if err != nil {
 		return nil, fmt.Errorf("%s: find lock descriptor: %w", l.opts.Path, err)
 	}
@@ -79,23 +79,41 @@ func (l *Lock) claim(fl *flock.Flock, d *dir) (*FileLease, error) {
 	return le, nil
 }
 
-func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
-	self, err := proc.ReadStat(os.Getpid())
+// identity is what a record says about the process that holds the lock.
+type identity struct {
+	start uint64
+	boot  string
+	pidns uint64
+	host  string
+}
+
+// self reads this process's identity once: it does not change, and reading
+// it before waiting keeps /proc reads off the path from wake-up to job start.
+var self = sync.OnceValues(func() (identity, error) {
+	st, err := proc.ReadStat(os.Getpid())
 	if err != nil {
-		return nil, fmt.Errorf("read own start time: %w", err)
+		return identity{}, fmt.Errorf("read own start time: %w", err)
 	}
 	boot, err := proc.BootID()
 	if err != nil {
-		return nil, fmt.Errorf("read boot id: %w", err)
+		return identity{}, fmt.Errorf("read boot id: %w", err)
 	}
 	ns, err := proc.PIDNamespace(0)
 	if err != nil {
-		return nil, err
+		return identity{}, err
 	}
 	host, _ := os.Hostname()
+	return identity{start: st.StartTicks, boot: boot, pidns: ns, host: host}, nil
+})
+
+func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
+	id, err := self()
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
-	return &Record{PID: os.Getpid(), StartTicks: self.StartTicks, BootID: boot, PIDNS: ns,
-		Host: host, Acquired: now, Name: l.opts.Name, Command: QuoteCommand(l.opts.Command),
+	return &Record{PID: os.Getpid(), StartTicks: id.start, BootID: id.boot, PIDNS: id.pidns,
+		Host: id.host, Acquired: now, Name: l.opts.Name, Command: QuoteCommand(l.opts.Command),
 		Token: nextToken(prevToken, now)}, nil
 }
 

@@ -79,6 +79,9 @@ func (l *Lock) LockFile(ctx context.Context) (*FileLease, error) {
 const maxRetries = 100
 
 func (l *Lock) acquire(ctx context.Context) (*FileLease, error) {
+	if _, err := self(); err != nil {
+		return nil, err
+	}
 	for range maxRetries {
 		le, retry, err := l.attempt(ctx)
 		if err != nil || !retry {
@@ -104,6 +107,7 @@ func (l *Lock) attempt(ctx context.Context) (le *FileLease, retry bool, err erro
 	if err := d.precheck(l.base, l.opts.Path); err != nil {
 		return nil, false, err
 	}
+	d.noteFreeFD()
 	fl := flock.New(d.via+"/"+l.base,
 		flock.SetFlag(os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK),
 		flock.SetPermissions(0o644))

@@ -93,8 +93,18 @@ func hasFileOpen(pid int, dev, ino uint64) (bool, error) {
 // ownFD finds, among this process's descriptors, the one that holds the
 // exclusive flock on dev/ino: gofrs/flock keeps its descriptor private, and
 // guard needs it to write the record in place and to hand the lock to the
-// job it runs.
-func ownFD(dev, ino uint64) (int, error) {
+// job it runs. hint, the lowest free descriptor before gofrs/flock opened
+// the file, is tried first; it is taken only if it is that file and a
+// non-blocking exclusive flock on it succeeds, which only the holding open
+// file description (or a dup of it) can do while we hold the lock.
+func ownFD(hint int, dev, ino uint64) (int, error) {
+	if hint >= 0 {
+		var st unix.Stat_t
+		if unix.Fstat(hint, &st) == nil && st.Dev == dev && st.Ino == ino &&
+			unix.Flock(hint, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			return hint, nil
+		}
+	}
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return -1, err

@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -101,23 +100,20 @@ func ParseRecord(b []byte) (*Record, error) {
 }
 
 func parseBody(body []byte) (*Record, error) {
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, MaxRecord), MaxRecord)
 	r := &Record{}
-	if !sc.Scan() {
-		return nil, errors.New("record: no PID line")
-	}
-	if line := sc.Text(); line != "" {
-		pid, err := proc.ParsePID(line)
+	line, rest, _ := bytes.Cut(body, []byte("\n"))
+	if len(line) > 0 {
+		pid, err := proc.ParsePID(string(line))
 		if err != nil {
 			return nil, fmt.Errorf("record: PID line: %w", err)
 		}
 		r.PID = pid
 	}
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		k, v, ok := strings.Cut(string(line), "=")
 		if !ok {
-			return nil, fmt.Errorf("record: line %q is not key=value", sc.Text())
+			return nil, fmt.Errorf("record: line %q is not key=value", line)
 		}
 		if err := r.set(k, v); err != nil {
 			return nil, fmt.Errorf("record: %s: %w", k, err)

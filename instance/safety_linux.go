@@ -46,6 +46,17 @@ type dir struct {
 	fd   int
 	path string // as the user named it
 	via  string // /proc/self/fd/N
+	hint int    // lowest free descriptor when noted, or -1 (see ownFD)
+}
+
+// noteFreeFD records the lowest free descriptor, which the next open will
+// most likely get.
+func (d *dir) noteFreeFD() {
+	d.hint = -1
+	if fd, err := unix.FcntlInt(uintptr(d.fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+		unix.Close(fd)
+		d.hint = fd
+	}
 }
 
 func (d *dir) close() { unix.Close(d.fd) }
@@ -58,7 +69,7 @@ func openDir(path string, allowNet bool) (*dir, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open directory", Path: path, Err: err}
 	}
-	d := &dir{fd: fd, path: path, via: "/proc/self/fd/" + strconv.Itoa(fd)}
+	d := &dir{fd: fd, path: path, via: "/proc/self/fd/" + strconv.Itoa(fd), hint: -1}
 	if err := d.check(allowNet); err != nil {
 		d.close()
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ClockTicks is USER_HZ, the unit of the start time in /proc/PID/stat. It is
@@ -104,9 +105,29 @@ func BootID() (string, error) {
 	return bootID, bootErr
 }
 
+// pidMaxCache holds pid_max and when it was read: PID parsing is on hot
+// paths, and pid_max changes seldom if ever.
+var pidMaxCache struct {
+	sync.Mutex
+	n    int
+	read time.Time
+}
+
 // PIDMax returns the largest PID the kernel hands out plus one
-// (/proc/sys/kernel/pid_max), or DefaultPIDMax when that cannot be read.
+// (/proc/sys/kernel/pid_max), or DefaultPIDMax when that cannot be read. The
+// value is read again at most every ten seconds.
 func PIDMax() int {
+	c := &pidMaxCache
+	c.Lock()
+	defer c.Unlock()
+	if c.n != 0 && time.Since(c.read) < 10*time.Second {
+		return c.n
+	}
+	c.n, c.read = readPIDMax(), time.Now()
+	return c.n
+}
+
+func readPIDMax() int {
 	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
 	if err != nil {
 		return DefaultPIDMax
