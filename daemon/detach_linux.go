@@ -76,6 +76,7 @@ func (s *starter) reap() {
 // runStage1 is the intermediate process: a session leader without a terminal. It starts
 // the daemon, tells the starting process the daemon's PID and exits without waiting.
 func runStage1(extra int) {
+	setName()
 	ready := os.NewFile(uintptr(3+extra), "daemon-ready")
 	fail := func(err error) {
 		fmt.Fprintf(ready, "fail %d %s\n", ExitFailure, strconv.Quote("start daemon: "+err.Error()))
@@ -108,6 +109,7 @@ func runStage1(extra int) {
 // 2 close-on-exec, unsets the marker, sets the umask and changes to "/".
 // Errors after the pipe is found are reported to the starting process too.
 func becomeDaemon(extra int, opts DetachOptions) (*Handle, error) {
+	setName()
 	readyFD := 3 + extra
 	var st unix.Stat_t
 	if err := unix.Fstat(readyFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
@@ -188,4 +190,16 @@ func reopenOutput(path string) error {
 		}
 	}
 	return nil
+}
+
+// setName gives a re-executed stage its program's name instead of "exe", the
+// name of /proc/self/exe, so that ps -C, pgrep and the journal find it. It
+// writes /proc/self/comm, which names the thread group's leader whatever
+// thread runs this; the kernel keeps the first 15 bytes.
+func setName() {
+	name := filepath.Base(os.Args[0])
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	_ = os.WriteFile("/proc/self/comm", []byte(name), 0)
 }

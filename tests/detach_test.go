@@ -69,6 +69,9 @@ func TestDetachFromTerminal(t *testing.T) {
 	if d.tty != 0 || d.sid == dpid || d.cwd != "/" {
 		t.Errorf("daemon: tty %d, sid %d (pid %d), cwd %q: want no tty, not a session leader, cwd /", d.tty, d.sid, dpid, d.cwd)
 	}
+	if comm := strings.TrimSpace(readFile(fmt.Sprintf("/proc/%d/comm", dpid))); comm != filepath.Base(guardBin) {
+		t.Errorf("daemon is named %q, want %q (ps -C, pgrep)", comm, filepath.Base(guardBin))
+	}
 	if d.fds[0] != "/dev/null" || d.fds[1] != out || d.fds[2] != out {
 		t.Errorf("daemon stdio: %v", d.fds)
 	}
