@@ -102,7 +102,11 @@ func ParseRecord(b []byte) (*Record, error) {
 func parseBody(body []byte) (*Record, error) {
 	r := &Record{}
 	line, rest, _ := bytes.Cut(body, []byte("\n"))
-	if len(line) > 0 {
+	if string(line) == "1" {
+		// PID 1 holds locks legitimately (guard as a container's
+		// entrypoint); nothing ever signals it (proc.Open refuses it).
+		r.PID = 1
+	} else if len(line) > 0 {
 		pid, err := proc.ParsePID(string(line))
 		if err != nil {
 			return nil, fmt.Errorf("record: PID line: %w", err)
