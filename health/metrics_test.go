@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -83,15 +83,11 @@ func TestMetricsGolden(t *testing.T) {
 	}
 }
 
-// TestMetricsLint is testutil.GatherAndLint without testutil, whose diff
-// dependency is not in go.mod: the same promlint rules promtool applies.
+// TestMetricsLint runs the promlint rules promtool applies on every family
+// of the registry, in an empty and in a busy state.
 func TestMetricsLint(t *testing.T) {
 	for _, st := range []*State{new(State), goldenState()} {
-		mfs, err := NewRegistry(st, BuildInfo{Version: "1.0.0", Revision: "abc"}).Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+		problems, err := testutil.GatherAndLint(NewRegistry(st, BuildInfo{Version: "1.0.0", Revision: "abc"}))
 		if err != nil {
 			t.Fatal(err)
 		}
