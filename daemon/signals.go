@@ -126,7 +126,8 @@ func (c *Control) Ready() error {
 // Run calls serve and handles the signals from sigs (nil: none) until serve returns, and
 // returns serve's error. serve's context is cancelled when ctx is done or on the first
 // SIGTERM/SIGINT; if serve has not returned StopTimeout later, Run returns ErrStopTimeout
-// without waiting further. A reload in progress when serve returns is waited for (within
+// without waiting further. systemd is sent STOPPING=1 on the way out, whether a signal,
+// ctx or serve itself ended the run. A reload in progress when serve returns is waited for (within
 // StopTimeout). serve should call c.Ready once it is ready.
 func (c *Control) Run(ctx context.Context, sigs *Signals, serve func(ctx context.Context) error) error {
 	c.init()
@@ -158,6 +159,13 @@ func (c *Control) Run(ctx context.Context, sigs *Signals, serve func(ctx context
 	for {
 		select {
 		case err := <-served:
+			if !stopping {
+				// serve ended by itself (a lost lock, a fatal error): the
+				// service manager hears it is stopping all the same.
+				if _, nerr := Stopping(); nerr != nil {
+					c.log().Warn("sd_notify STOPPING=1 failed", "err", nerr)
+				}
+			}
 			cancel()
 			select {
 			case <-reloaderDone:

@@ -76,7 +76,7 @@ func (p *program) start(ctx context.Context) (*instance.FileLease, *health.Serve
 		Addr:     p.opts.listen,
 		Lock:     &p.state,
 		Ready:    p.state.Ready,
-		Reloads:  reloadCounts{p.ctl},
+		Reloads:  &p.state,
 		Gatherer: health.NewRegistry(&p.state, health.BuildInfo{Version: "example"}),
 	})
 	addr, err := srv.Start(ctx)
@@ -114,9 +114,7 @@ func (p *program) serve(ctx context.Context, lease *instance.FileLease) error {
 			}
 		case <-lease.Lost():
 			p.state.Lost() // not ready from now on; counts guard_lock_lost_total
-			if _, err := daemon.Stopping(); err != nil {
-				p.log.Warn("sd_notify STOPPING=1", "err", err)
-			}
+			// Returning ends Control.Run, which tells systemd STOPPING=1.
 			return fmt.Errorf("lost the lock, exiting so that a supervisor restarts us: %w", lease.Err())
 		case <-tick.C:
 			cfg := p.cfg.Load()
@@ -130,8 +128,7 @@ func (p *program) serve(ctx context.Context, lease *instance.FileLease) error {
 // daemon.Control logs and counts the failure.
 func (p *program) reload(ctx context.Context) error {
 	cfg, err := loadConfig(p.opts.config)
-	// /healthz reads reload counts from the Control (reloadCounts), but
-	// health.NewRegistry reads them from the State: record them there too.
+	// One count for /healthz and /metrics alike: the health State.
 	p.state.Reload(err == nil, time.Now())
 	if err != nil {
 		return err
@@ -162,13 +159,4 @@ func (p *program) release(lease *instance.FileLease) {
 	}
 	p.state.Released()
 	p.log.Info("lock released", "path", lease.Path())
-}
-
-// reloadCounts shows daemon.Control's reload counters to the health handlers.
-// health asks for a tiny health.ReloadReporter, so it need not import daemon.
-type reloadCounts struct{ ctl *daemon.Control }
-
-func (r reloadCounts) ReloadState() health.ReloadState {
-	s := r.ctl.ReloadState()
-	return health.ReloadState{Total: s.Total, Failed: s.Failed, LastSuccess: s.LastSuccess}
 }
