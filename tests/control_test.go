@@ -2,8 +2,11 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,5 +157,43 @@ func TestUsageErrors(t *testing.T) {
 		} else if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); len(args) > 1 && n != 0 {
 			t.Errorf("guard %q: %d lines of error, want one: %q", args, n+1, r.stderr)
 		}
+	}
+}
+
+// status and stop on the classic PID file of a daemon guard did not start:
+// here one started by the real start-stop-daemon.
+func TestPidfileOfForeignDaemon(t *testing.T) {
+	ssd := requirePeer(t, "start-stop-daemon", "dpkg")
+	sleepBin, err := osexec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleepBin, _ = filepath.EvalSymlinks(sleepBin)
+	dir := lockDir(t)
+	pf := filepath.Join(dir, "sleeper.pid")
+	if r := run(t, ssd, "--start", "--background", "--make-pidfile", "--pidfile", pf, "--exec", sleepBin, "--", "1000"); r.code != 0 {
+		t.Fatalf("start-stop-daemon: %d %s", r.code, r.stderr)
+	}
+	eventually(t, "PID file", func() bool { return fileHas(pf, "\n") })
+	pid, _ := strconv.Atoi(strings.TrimSpace(readFile(pf)))
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if r := guard(t, "status", "--pidfile", pf); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprint(pid)) {
+		t.Fatalf("status: %d %q, want 0 naming PID %d", r.code, r.stdout, pid)
+	}
+	// Tied to the wrong program: refused, the daemon lives on.
+	if r := guard(t, "stop", "--pidfile", pf, "--exec", guardBin); strings.Contains(r.stdout, "stopped") || !alive(pid) {
+		t.Fatalf("stop --exec with the wrong program: %d %q", r.code, r.stdout)
+	}
+	if r := guard(t, "stop", "--pidfile", pf, "--exec", sleepBin); r.code != 0 || !strings.Contains(r.stdout, "stopped") {
+		t.Fatalf("stop: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	eventually(t, "the daemon gone", func() bool { return !alive(pid) })
+	// start-stop-daemon leaves the PID file behind: stale.
+	if r := guard(t, "status", "--pidfile", pf); r.code != 1 {
+		t.Fatalf("status after stop: %d %q, want 1 (stale PID file)", r.code, r.stdout)
+	}
+	os.Remove(pf)
+	if r := guard(t, "status", "--pidfile", pf); r.code != 3 {
+		t.Fatalf("status without a PID file: %d, want 3", r.code)
 	}
 }
