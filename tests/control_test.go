@@ -197,3 +197,21 @@ func TestPidfileOfForeignDaemon(t *testing.T) {
 		t.Fatalf("status without a PID file: %d, want 3", r.code)
 	}
 }
+
+// A busy lock: --conflict-exit picks the exit code, --quiet drops the
+// message, and a --wait that times out is a conflict too.
+func TestConflictExitQuietAndWaitTimeout(t *testing.T) {
+	lock := filepath.Join(lockDir(t), "job.lock")
+	startGuard(t, "run", "--lock", lock, "--", "sleep", "1000")
+	eventually(t, "held", func() bool { return held(t, lock) })
+	if r := guard(t, "run", "--conflict-exit", "0", "--quiet", "--lock", lock, "--", "true"); r.code != 0 || r.stderr != "" || r.stdout != "" {
+		t.Errorf("--conflict-exit 0 --quiet: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := guard(t, "run", "--conflict-exit", "3", "--lock", lock, "--", "true"); r.code != 3 || !strings.Contains(r.stderr, "busy") {
+		t.Errorf("--conflict-exit 3: %d %q", r.code, r.stderr)
+	}
+	r := guard(t, "run", "--wait", "200ms", "--lock", lock, "--", "true")
+	if r.code != 75 || !strings.Contains(r.stderr, "gave up waiting") {
+		t.Errorf("--wait 200ms on a held lock: %d %q", r.code, r.stderr)
+	}
+}
