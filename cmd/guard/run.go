@@ -117,8 +117,7 @@ func (o *runOpts) run(argv []string, term, hup <-chan os.Signal, h *daemon.Handl
 	return s.run(argv)
 }
 
-// acquire takes the lock, waiting as --wait says. A TERM or INT while
-// waiting ends the wait and guard exits 128+signal.
+// acquire takes the lock, waiting as --wait says.
 func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal, obs *observer) (*instance.FileLease, error) {
 	began := time.Now()
 	le, err := lk.TryLockFile()
@@ -126,36 +125,7 @@ func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal, obs *observe
 		obs.state.Contended()
 		obs.state.Waiting()
 		warmStart()
-		ctx, cancel := context.WithCancel(context.Background())
-		if o.wait.d != forever {
-			ctx, cancel = context.WithTimeout(context.Background(), o.wait.d)
-		}
-		defer cancel()
-		sigc := make(chan os.Signal, 1)
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case s := <-term:
-				sigc <- s
-				cancel()
-			case <-stop:
-			}
-		}()
-		le, err = lk.LockFile(ctx)
-		close(stop)
-		wg.Wait()
-		select {
-		case s := <-sigc:
-			if err == nil {
-				le.Release()
-			}
-			sig, _ := s.(syscall.Signal)
-			return nil, exitf(128+int(sig), "%s: %v while waiting for the lock", lk.Path(), s)
-		default:
-		}
+		le, err = o.waitFor(lk, term)
 	}
 	if err == nil {
 		obs.state.Acquired(pid, le.Token(), le.Since(), time.Since(began))
@@ -171,6 +141,43 @@ func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal, obs *observe
 			return nil, silent(o.conflictExit)
 		}
 		return nil, &exitError{code: o.conflictExit, msg: err.Error()}
+	}
+	return le, err
+}
+
+// waitFor waits for the lock as long as --wait says. A TERM or INT while
+// waiting ends the wait, and guard exits 128+signal (releasing the lock if
+// it was taken at that very moment).
+func (o *runOpts) waitFor(lk *instance.Lock, term <-chan os.Signal) (*instance.FileLease, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if o.wait.d != forever {
+		ctx, cancel = context.WithTimeout(ctx, o.wait.d) // cancels the parent too
+	}
+	defer cancel()
+	sigc := make(chan os.Signal, 1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case s := <-term:
+			sigc <- s
+			cancel()
+		case <-stop:
+		}
+	}()
+	le, err := lk.LockFile(ctx)
+	close(stop)
+	wg.Wait()
+	select {
+	case s := <-sigc:
+		if err == nil {
+			le.Release()
+		}
+		sig, _ := s.(syscall.Signal)
+		return nil, exitf(128+int(sig), "%s: %v while waiting for the lock", lk.Path(), s)
+	default:
 	}
 	return le, err
 }
