@@ -151,7 +151,8 @@ func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal, obs *observe
 func (o *runOpts) waitFor(lk *instance.Lock, term <-chan os.Signal) (*instance.FileLease, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	if o.wait.d != forever {
-		ctx, cancel = context.WithTimeout(ctx, o.wait.d) // cancels the parent too
+		cancel()
+		ctx, cancel = context.WithTimeout(context.Background(), o.wait.d)
 	}
 	defer cancel()
 	sigc := make(chan os.Signal, 1)
