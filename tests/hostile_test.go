@@ -138,3 +138,28 @@ func TestHostileRecordsAndPidfiles(t *testing.T) {
 	}
 	checkAlive(t, innocent)
 }
+
+// A holder in another PID namespace (a container) cannot be verified from
+// here: status says unknown (4), stop and reload refuse and signal nothing.
+func TestHolderInAnotherPIDNamespace(t *testing.T) {
+	unshare := requirePeer(t, "unshare", "util-linux")
+	dir := lockDir(t)
+	lock, ready := filepath.Join(dir, "ns.lock"), filepath.Join(dir, "ready")
+	p := start(t, unshare, "--pid", "--fork", "--mount-proc", "--kill-child",
+		guardBin, "run", "--lock", lock, "--", "sh", "-c", "touch "+ready+"; exec sleep 1000")
+	eventually(t, "the namespaced job", func() bool { return exists(ready) })
+	init := nsInit(t, p.cmd.Process.Pid)
+	r := guard(t, "status", "--lock", lock)
+	if r.code != 4 || !strings.Contains(r.stdout, "another PID namespace") {
+		t.Fatalf("status: %d %q, want 4 (another PID namespace)", r.code, r.stdout)
+	}
+	if r := guard(t, "stop", "--lock", lock, "--timeout", "200ms"); r.code != 4 {
+		t.Fatalf("stop: %d %q %q, want 4 and nothing signalled", r.code, r.stdout, r.stderr)
+	}
+	if r := guard(t, "reload", "--lock", lock); r.code == 0 {
+		t.Fatalf("reload succeeded across PID namespaces: %s", r.stdout)
+	}
+	if !alive(init) {
+		t.Fatal("the namespaced guard was signalled")
+	}
+}
