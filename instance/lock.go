@@ -79,8 +79,13 @@ func (l *Lock) LockFile(ctx context.Context) (*FileLease, error) {
 const maxRetries = 100
 
 func (l *Lock) acquire(ctx context.Context) (*FileLease, error) {
-	if _, err := self(); err != nil {
-		return nil, err
+	if ctx != nil {
+		// About to wait, maybe: read what the record will say now, not
+		// between the wake-up and the job's start. A TryLock that finds
+		// the lock busy never needs it.
+		if _, err := self(); err != nil {
+			return nil, err
+		}
 	}
 	for range maxRetries {
 		le, retry, err := l.attempt(ctx)
