@@ -1,8 +1,8 @@
-// Command bare is the baseline for scripts/bench_health.sh: a bare net/http
-// server on the same kind of mux and with the same timeouts as guard's
-// health server, answering "ok" on /livez and, with -metrics, serving a
-// private registry holding only the Go and process collectors (the floor
-// of any client_golang /metrics).
+// Command bare is the baseline for the health figures of scripts/bench.sh:
+// a bare net/http server on the same kind of mux and with the same timeouts
+// as guard's health server, answering "ok" on /livez and, with -metrics,
+// serving a private registry holding only the Go and process collectors
+// (the floor of any client_golang /metrics).
 package main
 
 import (

@@ -29,7 +29,7 @@
 //
 // It is used only by scripts/bench.sh:
 //
-//	wakegap -guard bin/guard -floor FLOOR -stamp STAMP -dir DIR [-n 150] [-poll 10ms:60,100ms:30,1s:12]
+//	wakegap -guard bin/guard -floor FLOOR -stamp STAMP -dir DIR [-n 150] [-poll 10ms:60,100ms:30,1s:12] [-tsv FILE]
 package main
 
 import (
@@ -45,10 +45,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"guard/bench/internal/execwatch"
 )
 
 // waiter is one kind of contender.
 type waiter struct {
+	key   string // name in the -tsv output
 	label string
 	how   string                     // how it wakes
 	argv  func(lock string) []string // the waiter's command line
@@ -61,7 +64,7 @@ type waiter struct {
 }
 
 // execs is the process events watcher, nil when unavailable.
-var execs *execWatch
+var execs *execwatch.Watcher
 
 func main() {
 	guard := flag.String("guard", "bin/guard", "guard binary")
@@ -71,20 +74,21 @@ func main() {
 	n := flag.Int("n", 150, "samples per blocking waiter")
 	polls := flag.String("poll", "10ms:60,100ms:30,1s:12", "polling periods and their sample counts")
 	settle := flag.Duration("settle", 10*time.Millisecond, "how long a blocked waiter waits before the release")
+	tsv := flag.String("tsv", "", "append key<TAB>value medians to `FILE`")
 	flag.Parse()
 	if *floor == "" || *stamp == "" || *dir == "" {
 		fmt.Fprintln(os.Stderr, "wakegap: -floor, -stamp and -dir are required")
 		os.Exit(64)
 	}
 	blocking := []*waiter{
-		{label: "guard run --wait forever", how: "blocking flock(2)", argv: func(l string) []string {
+		{key: "guard", label: "guard run --wait forever", how: "blocking flock(2)", argv: func(l string) []string {
 			return []string{*guard, "run", "--lock", l, "--wait", "forever", "--", *stamp}
 		}},
-		{label: "flock(1)", how: "blocking flock(2)", argv: func(l string) []string { return []string{"flock", l, *stamp} }},
-		{label: "floor -block (gofrs Lock)", how: "blocking flock(2)", argv: func(l string) []string {
+		{key: "flock", label: "flock(1)", how: "blocking flock(2)", argv: func(l string) []string { return []string{"flock", l, *stamp} }},
+		{key: "floor", label: "floor -block (gofrs Lock)", how: "blocking flock(2)", argv: func(l string) []string {
 			return []string{*floor, "-block", l, *stamp}
 		}},
-		{label: "exec stamp, no lock", how: "(job start cost)"},
+		{key: "nolock", label: "exec stamp, no lock", how: "(job start cost)"},
 	}
 	var pollers []*waiter
 	for _, p := range strings.Split(*polls, ",") {
@@ -94,11 +98,11 @@ func main() {
 			os.Exit(64)
 		}
 		arg := "-poll=" + d.String()
-		pollers = append(pollers, &waiter{label: "gofrs TryLockContext " + d.String(), how: "polling", poll: d, n: cnt,
+		pollers = append(pollers, &waiter{key: "poll" + d.String(), label: "gofrs TryLockContext " + d.String(), how: "polling", poll: d, n: cnt,
 			argv: func(l string) []string { return []string{*floor, arg, l, *stamp} }})
 	}
 	var err error
-	if execs, err = newExecWatch(); err != nil {
+	if execs, err = execwatch.New(); err != nil {
 		fmt.Fprintf(os.Stderr, "wakegap: no process events (%v): the \"to exec\" columns stay empty\n", err)
 	}
 	all := append(append([]*waiter{}, blocking...), pollers...)
@@ -128,6 +132,11 @@ func main() {
 		}
 	}
 	report(all, blocking[1])
+	if *tsv != "" {
+		if err := writeTSV(*tsv, all); err != nil {
+			fail(err)
+		}
+	}
 }
 
 func parsePoll(s string) (time.Duration, int, bool) {
@@ -155,7 +164,7 @@ func (w *waiter) open(path string) error {
 // sample measures one take-over (or, without argv, one plain job start).
 func (w *waiter) sample(stamp string, settle time.Duration) error {
 	if execs != nil {
-		execs.reset()
+		execs.Reset()
 	}
 	if w.argv == nil {
 		var out bytes.Buffer
@@ -229,7 +238,7 @@ func (w *waiter) record(out []byte, released int64) error {
 	}
 	// The event was queued during execve; the reader may lag a little.
 	for range 100 {
-		if t, ok := execs.execTime(pid); ok {
+		if t, ok := execs.ExecTime(pid); ok {
 			w.execs = append(w.execs, time.Duration(t-released))
 			return nil
 		}

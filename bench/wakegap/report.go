@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"time"
 )
@@ -60,4 +61,19 @@ func report(ws []*waiter, ref *waiter) {
 	}
 	fmt.Printf("\n%s / flock(1), medians: to stamp %s (goal <= 1.2x: %s), to exec %s.\n",
 		g.label, ratio(gs.median, rs.median), verdict, ratio(ge.median, re.median))
+}
+
+// writeTSV appends "takeover.KEY.exec_us" and "takeover.KEY.stamp_us" lines
+// (medians) to path, for scripts/bench.sh.
+func writeTSV(path string, ws []*waiter) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		fmt.Fprintf(f, "takeover.%s.exec_us\t%s\n", w.key, us(summarize(w.execs).median))
+		fmt.Fprintf(f, "takeover.%s.stamp_us\t%s\n", w.key, us(summarize(w.gaps).median))
+		fmt.Fprintf(f, "takeover.%s.n\t%d\n", w.key, len(w.gaps))
+	}
+	return f.Close()
 }

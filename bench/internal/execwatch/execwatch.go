@@ -1,4 +1,6 @@
-package main
+// Package execwatch records when processes exec, from the kernel's process
+// events connector, for the benchmark drivers in bench/.
+package execwatch
 
 import (
 	"encoding/binary"
@@ -7,11 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// execWatch records when processes exec, from the kernel's process events
+// Watcher records when processes exec, from the kernel's process events
 // connector (root only, in the initial network namespace). The event's
 // timestamp is ktime_get_ns, i.e. CLOCK_MONOTONIC, taken inside execve: it
-// tells when the job was exec'ed, free of the job's own start-up time.
-type execWatch struct {
+// tells when a program was exec'ed, free of its own start-up time.
+type Watcher struct {
 	fd   int
 	mu   sync.Mutex
 	seen map[int]int64 // PID -> exec time, since the last reset
@@ -27,9 +29,9 @@ const (
 	cnMsgLen          = 20 // struct cn_msg
 )
 
-// newExecWatch subscribes to process events, or returns an error when the
+// New subscribes to process events, or returns an error when the
 // connector is not available.
-func newExecWatch() (*execWatch, error) {
+func New() (*Watcher, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, err
@@ -51,12 +53,12 @@ func newExecWatch() (*execWatch, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	w := &execWatch{fd: fd, seen: map[int]int64{}}
+	w := &Watcher{fd: fd, seen: map[int]int64{}}
 	go w.read()
 	return w, nil
 }
 
-func (w *execWatch) read() {
+func (w *Watcher) read() {
 	buf := make([]byte, 64<<10)
 	const ev = nlHdrLen + cnMsgLen // struct proc_event: what, cpu, timestamp_ns, data
 	for {
@@ -84,17 +86,30 @@ func (w *execWatch) read() {
 	}
 }
 
-// reset forgets the events seen so far.
-func (w *execWatch) reset() {
+// Reset forgets the events seen so far.
+func (w *Watcher) Reset() {
 	w.mu.Lock()
 	clear(w.seen)
 	w.mu.Unlock()
 }
 
-// execTime returns when pid exec'ed since the last reset.
-func (w *execWatch) execTime(pid int) (int64, bool) {
+// ExecTime returns when pid last exec'ed since the last reset, in
+// CLOCK_MONOTONIC nanoseconds.
+func (w *Watcher) ExecTime(pid int) (int64, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	t, ok := w.seen[pid]
 	return t, ok
+}
+
+// Seen returns the PIDs that exec'ed since the last reset, with the time of
+// their last exec.
+func (w *Watcher) Seen() map[int]int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := make(map[int]int64, len(w.seen))
+	for pid, t := range w.seen {
+		m[pid] = t
+	}
+	return m
 }
