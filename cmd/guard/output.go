@@ -39,12 +39,12 @@ func logf(format string, a ...any) {
 
 // toSyslog connects to syslog, sends guard's messages there from now on,
 // and returns a writer whose lines are logged with tag, for the job's
-// stdout and stderr. Closing the writer ends the forwarding once every line
-// is sent.
-func toSyslog(tag string) (io.WriteCloser, error) {
+// stdout and stderr, and a channel closed once every line has been sent:
+// when the last copy of the writer (the job's and its children's) is closed.
+func toSyslog(tag string) (io.WriteCloser, <-chan struct{}, error) {
 	h, err := daemon.NewSyslogHandler(syslogSocket(), tag, nil)
 	if err != nil {
-		return nil, fmt.Errorf("--output syslog: %w", err)
+		return nil, nil, fmt.Errorf("--output syslog: %w", err)
 	}
 	logger := slog.New(h)
 	logMu.Lock()
@@ -53,9 +53,11 @@ func toSyslog(tag string) (io.WriteCloser, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		h.Close()
-		return nil, err
+		return nil, nil, err
 	}
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		defer pr.Close()
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 64<<10)
@@ -63,5 +65,5 @@ func toSyslog(tag string) (io.WriteCloser, error) {
 			logger.LogAttrs(context.Background(), slog.LevelInfo, sc.Text())
 		}
 	}()
-	return pw, nil
+	return pw, drained, nil
 }

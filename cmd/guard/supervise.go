@@ -35,7 +35,8 @@ type supervisor struct {
 	stopping bool // SIGTERM sent to the job; a second one escalates
 	timedOut bool // --timeout expired
 	killC    <-chan time.Time
-	fg       bool // the job's group was given the terminal
+	fg       bool            // the job's group was given the terminal
+	drained  <-chan struct{} // --output syslog: closed once the job's output is sent
 }
 
 // run starts the job, supervises it and returns guard's exit status.
@@ -72,10 +73,11 @@ func (s *supervisor) start(argv []string) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if s.opts.output == "syslog" {
-		w, err := toSyslog("guard/" + s.name)
+		w, drained, err := toSyslog("guard/" + s.name)
 		if err != nil {
 			return err
 		}
+		s.drained = drained
 		// The pipe's write end lives in the job only: at its end, and its
 		// children's, the forwarding ends.
 		defer w.Close()
@@ -141,6 +143,7 @@ func (s *supervisor) loop() error {
 		select {
 		case <-done:
 			daemon.ReapOrphans(0)
+			s.drain()
 			return s.finish()
 		case <-chld:
 			daemon.ReapOrphans(s.cmd.Process.Pid)
@@ -238,4 +241,17 @@ func (s *supervisor) finish() error {
 		return exitf(code, "%s: job PID %d exited with status %d", s.path, pid, code)
 	}
 	return nil
+}
+
+// drain waits until the job's last output lines reached syslog, for at most
+// two seconds: a process the job left behind may hold the pipe open.
+func (s *supervisor) drain() {
+	if s.drained == nil {
+		return
+	}
+	select {
+	case <-s.drained:
+	case <-time.After(2 * time.Second):
+		logf("%s: job output still open 2s after the job ended; not waiting for it", s.path)
+	}
 }
