@@ -27,9 +27,9 @@ func ExampleParse() {
 	}
 	// Output:
 	// 1234 <nil>
-	// malformed pid "-1\n": unexpected '-' at byte 0; want only decimal digits and one final newline
-	// malformed pid "0x10\n": unexpected 'x' at byte 1; want only decimal digits and one final newline
-	// malformed pid "12 \n": unexpected ' ' at byte 2; want only decimal digits and one final newline
+	// malformed pid "-1\n": unexpected '-' at byte 0; want only decimal digits
+	// malformed pid "0x10\n": unexpected 'x' at byte 1; want only decimal digits
+	// malformed pid "12 \n": unexpected ' ' at byte 2; want only decimal digits
 	// malformed pid "": empty
 	// true
 	// true
