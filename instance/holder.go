@@ -3,7 +3,6 @@ package instance
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -108,7 +107,7 @@ func inspect(path string) (*Holder, error) {
 		return nil, &UnsafeError{Path: path, Reason: "not a regular file"}
 	}
 	locks, lerr := flocksOn(st.Dev, st.Ino)
-	rec, rerr := readRecord(f)
+	_, rec, rerr := readRecord(int(f.Fd()), path)
 	if lerr != nil {
 		h.State, h.Reason = Unknown, "cannot read /proc/locks: "+lerr.Error()
 		h.Record = rec
@@ -121,7 +120,7 @@ func inspect(path string) (*Holder, error) {
 	// A record being written is retried briefly: the holder is mid-write.
 	for i := 0; i < 20 && errors.Is(rerr, errPartial); i++ {
 		time.Sleep(5 * time.Millisecond)
-		rec, rerr = readRecord(f)
+		_, rec, rerr = readRecord(int(f.Fd()), path)
 	}
 	h.Record = rec
 	h.LockPID = locks[0].pid
@@ -199,16 +198,24 @@ func verify(h *Holder, locks []lockEntry, st *unix.Stat_t, rerr error) {
 
 var errEmpty = fmt.Errorf("%w: empty", errPartial)
 
-func readRecord(f *os.File) (*Record, error) {
+// readRecord reads the record at the start of fd (the lock file at path)
+// and parses it. raw is what was read, for looksLikeRecord. An empty file
+// is errEmpty; content longer than a record is malformed.
+func readRecord(fd int, path string) (raw []byte, rec *Record, err error) {
 	buf := make([]byte, MaxRecord+1)
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && err != io.EOF {
-		return nil, err
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "read", Path: path, Err: err}
 	}
-	if n == 0 {
-		return nil, errEmpty
+	raw = buf[:n]
+	switch {
+	case n == 0:
+		return raw, nil, errEmpty
+	case n > MaxRecord:
+		return raw, nil, errors.New("larger than a record")
 	}
-	return ParseRecord(buf[:n])
+	rec, err = ParseRecord(raw)
+	return raw, rec, err
 }
 
 // Inspect reports who holds the lock at path, without taking it.

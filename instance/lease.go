@@ -22,7 +22,6 @@ type FileLease struct {
 	dev    uint64
 	ino    uint64
 	rec    Record
-	raw    []byte // the file's content when last read
 	lost   chan struct{}
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -58,10 +57,13 @@ func (l *Lock) claim(fl *flock.Flock, d *dir) (*FileLease, error) {
 	}
 	le := &FileLease{path: l.opts.Path, fl: fl, fd: fd, dev: st.Dev, ino: st.Ino,
 		lost: make(chan struct{}), stop: make(chan struct{})}
-	prev, err := le.read()
+	raw, prev, err := readRecord(le.fd, le.path)
+	var pe *os.PathError
 	switch {
 	case err == nil:
-	case errors.Is(err, errPartial) && looksLikeRecord(le.raw):
+	case errors.As(err, &pe):
+		return nil, err // could not read it at all: not a verdict on its content
+	case errors.Is(err, errPartial) && looksLikeRecord(raw):
 		prev = &Record{} // empty, or torn by a holder killed mid-write
 	default:
 		return nil, &UnsafeError{Path: l.opts.Path, Reason: "holds something other than a guard record (" + err.Error() + "); not overwriting it"}
@@ -115,24 +117,6 @@ func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
 	return &Record{PID: os.Getpid(), StartTicks: id.start, BootID: id.boot, PIDNS: id.pidns,
 		Host: id.host, Acquired: now, Name: l.opts.Name, Command: QuoteCommand(l.opts.Command),
 		Token: nextToken(prevToken, now)}, nil
-}
-
-// read parses the record currently in the file. Content that is neither a
-// record nor empty or torn is an error that does not match errPartial.
-func (le *FileLease) read() (*Record, error) {
-	buf := make([]byte, MaxRecord+1)
-	n, err := unix.Pread(le.fd, buf, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "read", Path: le.path, Err: err}
-	}
-	if n == 0 {
-		return nil, errEmpty
-	}
-	le.raw = buf[:n]
-	if n > MaxRecord {
-		return nil, errors.New("larger than a record")
-	}
-	return ParseRecord(buf[:n])
 }
 
 // write puts rec into the file in place: one write of at most a page at
