@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"guard/bench/internal/tsv"
 	"slices"
 	"time"
 )
@@ -34,7 +34,7 @@ func exactlyOne(rs []result, n int) bool {
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)) }
 
 // report prints the table and writes the TSV lines.
-func report(cs []*contender, n int, hold time.Duration, tsv string) {
+func report(cs []*contender, n int, hold time.Duration, tsvPath string) {
 	fmt.Printf("%d contenders released at once on one free lock; the job holds it %v. Medians over %d rounds.\n\n",
 		n, hold, len(cs[0].runs))
 	fmt.Println("| contender | losers exited: median ms | all losers exited ms | job started ms | all exited ms | rounds with exactly one run |")
@@ -74,17 +74,10 @@ func report(cs []*contender, n int, hold time.Duration, tsv string) {
 			fmt.Sprintf("contend.%s.rounds_ok\t%d/%d", c.key, ok, len(c.runs)))
 	}
 	lines = append(lines, fmt.Sprintf("contend.n\t%d", n), fmt.Sprintf("contend.hold_ms\t%s", ms(hold)))
-	if tsv == "" {
+	if tsvPath == "" {
 		return
 	}
-	f, err := os.OpenFile(tsv, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		fail(err)
-	}
-	for _, l := range lines {
-		fmt.Fprintln(f, l)
-	}
-	if err := f.Close(); err != nil {
+	if err := tsv.Append(tsvPath, lines...); err != nil {
 		fail(err)
 	}
 }

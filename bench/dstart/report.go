@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"guard/bench/internal/tsv"
 	"slices"
 	"time"
 )
@@ -36,7 +36,7 @@ func ms(d time.Duration) string {
 }
 
 // report prints the table and writes the TSV lines.
-func report(ss []*starter, tsv string) {
+func report(ss []*starter, tsvPath string) {
 	fmt.Printf("%d starts of each, round-robin; the daemon is `sleep`. Exec times from the process events connector.\n\n", len(ss[0].exits))
 	fmt.Println("| starter | to starter's exit: median ms | p90 ms | guard / this | to daemon's exec: median ms | running when the starter exited |")
 	fmt.Println("|---|--:|--:|--:|--:|--:|")
@@ -51,17 +51,10 @@ func report(ss []*starter, tsv string) {
 			fmt.Sprintf("dstart.%s.exec_ms\t%s", s.key, ms(median(s.execs))),
 			fmt.Sprintf("dstart.%s.ready\t%d/%d", s.key, s.ready, len(s.exits)))
 	}
-	if tsv == "" {
+	if tsvPath == "" {
 		return
 	}
-	f, err := os.OpenFile(tsv, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		fail(err)
-	}
-	for _, l := range lines {
-		fmt.Fprintln(f, l)
-	}
-	if err := f.Close(); err != nil {
+	if err := tsv.Append(tsvPath, lines...); err != nil {
 		fail(err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	tsvfile "guard/bench/internal/tsv"
 	"io"
 	"os"
 	"slices"
@@ -144,16 +145,14 @@ func hyperfineCmd(args []string) error {
 	if *tsv == "" {
 		return nil
 	}
-	f, err := os.OpenFile(*tsv, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
+	var lines []string
 	for _, r := range overheadRows {
 		key := strings.ReplaceAll(r.name, " ", "_")
-		fmt.Fprintf(f, "overhead.%s.median_ms\t%.3f\n", key, med[r.name])
-		fmt.Fprintf(f, "overhead.%s.n\t%d\n", key, len(times[r.name]))
+		lines = append(lines,
+			tsvfile.Line("overhead."+key+".median_ms", fmt.Sprintf("%.3f", med[r.name])),
+			tsvfile.Line("overhead."+key+".n", len(times[r.name])))
 	}
-	return f.Close()
+	return tsvfile.Append(*tsv, lines...)
 }
 
 // readTSV reads key<TAB>value lines; a later line wins.

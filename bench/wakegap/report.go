@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"guard/bench/internal/tsv"
 	"slices"
 	"time"
 )
@@ -66,14 +66,12 @@ func report(ws []*waiter, ref *waiter) {
 // writeTSV appends "takeover.KEY.exec_us" and "takeover.KEY.stamp_us" lines
 // (medians) to path, for scripts/bench.sh.
 func writeTSV(path string, ws []*waiter) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
+	var lines []string
 	for _, w := range ws {
-		fmt.Fprintf(f, "takeover.%s.exec_us\t%s\n", w.key, us(summarize(w.execs).median))
-		fmt.Fprintf(f, "takeover.%s.stamp_us\t%s\n", w.key, us(summarize(w.gaps).median))
-		fmt.Fprintf(f, "takeover.%s.n\t%d\n", w.key, len(w.gaps))
+		lines = append(lines,
+			tsv.Line("takeover."+w.key+".exec_us", us(summarize(w.execs).median)),
+			tsv.Line("takeover."+w.key+".stamp_us", us(summarize(w.gaps).median)),
+			tsv.Line("takeover."+w.key+".n", len(w.gaps)))
 	}
-	return f.Close()
+	return tsv.Append(path, lines...)
 }
