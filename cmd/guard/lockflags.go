@@ -25,42 +25,33 @@ func (lf *lockFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&lf.allowNet, "allow-network-fs", false, "allow a lock file on a network file system (NFS, CIFS, ...)")
 }
 
-// flagSet is a FlagSet that reports errors instead of exiting.
-type flagSet struct{ *flag.FlagSet }
+// flagSet is a subcommand's FlagSet that reports errors instead of exiting:
+// a parse error is one line; the full usage is printed only for -h.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis string
+}
 
-func newFlags(name, synopsis string) *flagSet { return &flagSet{newFlagSet(name, synopsis)} }
-
-func (fs *flagSet) parse(args []string) error { return parse(fs.FlagSet, args) }
-
-// newFlagSet returns a FlagSet that reports errors instead of exiting.
-func newFlagSet(name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+func newFlags(name, synopsis string) *flagSet {
+	fs := &flagSet{flag.NewFlagSet(name, flag.ContinueOnError), synopsis}
 	fs.SetOutput(io.Discard)
-	// Parse errors are reported in one line by parse; the full usage is
-	// printed only for -h.
 	fs.Usage = func() {}
-	usages[fs] = func() {
-		fs.SetOutput(os.Stdout)
-		fmt.Printf("usage: guard %s %s\n", name, synopsis)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
 	return fs
 }
 
-// usages holds the -h text of each flag set.
-var usages = map[*flag.FlagSet]func(){}
-
 // parse parses args and turns a flag error into a usage error.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usages[fs]()
-			return silent(0)
-		}
-		return usagef("%s: %v (see 'guard %s -h')", fs.Name(), err, fs.Name())
+func (fs *flagSet) parse(args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stdout)
+		fmt.Printf("usage: guard %s %s\n", fs.Name(), fs.synopsis)
+		fs.PrintDefaults()
+		return silent(0)
 	}
-	return nil
+	return usagef("%s: %v (see 'guard %s -h')", fs.Name(), err, fs.Name())
 }
 
 // validName accepts job names that are safe as file names and metric values.

@@ -31,8 +31,8 @@ type runOpts struct {
 
 func parseRun(args []string) (*runOpts, []string, error) {
 	o := &runOpts{conflictExit: exitBusy, killAfter: 10 * time.Second}
-	fs := newFlagSet("run", "[flags] -- COMMAND [ARG...]")
-	o.register(fs)
+	fs := newFlags("run", "[flags] -- COMMAND [ARG...]")
+	o.register(fs.FlagSet)
 	fs.Var(&o.wait, "wait", "how long to wait for a busy lock: 0 (do not wait), a `DURATION`, or forever")
 	fs.IntVar(&o.conflictExit, "conflict-exit", exitBusy, "exit `CODE` when the lock is busy or the wait timed out")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing when the run is skipped because the lock is busy")
@@ -43,7 +43,7 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	fs.StringVar(&o.textfileDir, "textfile-dir", "", "on exit, write `DIR`/NAME.prom for node_exporter's textfile collector")
 	fs.BoolVar(&o.detach, "detach", false, "daemonize; exit 0 only once the lock is held and the job has started")
 	fs.StringVar(&o.output, "output", "", "with --detach: append the job's stdout/stderr to `FILE` (default /dev/null), or 'syslog'")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return nil, nil, err
 	}
 	argv := fs.Args()

@@ -22,8 +22,8 @@ func revision() string {
 }
 
 func versionCmd(args []string) error {
-	fs := newFlagSet("version", "")
-	if err := parse(fs, args); err != nil {
+	fs := newFlags("version", "")
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
