@@ -33,12 +33,6 @@ func (t *targetFlags) register(fs *flagSet) {
 }
 
 func (t *targetFlags) check() error {
-	if parseOnly && t.pidfile == "" && t.lock == "" && t.name == "" {
-		return usagef("need --lock PATH, --name NAME or --pidfile PATH")
-	}
-	if parseOnly && t.pidfile == "" && t.exe == "" {
-		return errParsed
-	}
 	if t.pidfile != "" && (t.lock != "" || t.name != "") {
 		return usagef("--pidfile is used alone, without --lock or --name")
 	}
@@ -46,6 +40,9 @@ func (t *targetFlags) check() error {
 		return usagef("--exec goes with --pidfile")
 	}
 	if parseOnly {
+		if t.pidfile == "" && t.lock == "" && t.name == "" {
+			return usagef("need --lock PATH, --name NAME or --pidfile PATH")
+		}
 		return errParsed
 	}
 	return nil
