@@ -39,18 +39,24 @@ func BenchmarkTryLockRelease(b *testing.B) {
 // BenchmarkTryLockBusy is the cron "skip" path: the lock is held (here by
 // another open file in this process), so TryLock fails and names the holder.
 func BenchmarkTryLockBusy(b *testing.B) {
-	l := benchLock(b)
-	le, err := l.TryLockFile()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer le.Release()
+	l := heldLock(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := l.TryLockFile(); err == nil {
 			b.Fatal("second TryLock succeeded")
 		}
 	}
+}
+
+// heldLock returns a lock that this process holds until the benchmark ends.
+func heldLock(b *testing.B) *Lock {
+	l := benchLock(b)
+	le, err := l.TryLockFile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { le.Release() })
+	return l
 }
 
 func benchRecord() *Record {
@@ -85,12 +91,7 @@ func BenchmarkParseRecord(b *testing.B) {
 // record, and the holder's verification through /proc/PID (here this
 // process holds it).
 func BenchmarkInspectHeld(b *testing.B) {
-	l := benchLock(b)
-	le, err := l.TryLockFile()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer le.Release()
+	l := heldLock(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		h, err := Inspect(l.Path())
