@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func BenchmarkTryLockRelease(b *testing.B) {
 	l := benchLock(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		le, err := l.TryLockFile()
+		le, err := l.TryLock(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -42,7 +43,7 @@ func BenchmarkTryLockBusy(b *testing.B) {
 	l := heldLock(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := l.TryLockFile(); err == nil {
+		if _, err := l.TryLock(context.Background()); err == nil {
 			b.Fatal("second TryLock succeeded")
 		}
 	}
@@ -51,7 +52,7 @@ func BenchmarkTryLockBusy(b *testing.B) {
 // heldLock returns a lock that this process holds until the benchmark ends.
 func heldLock(b *testing.B) *Lock {
 	l := benchLock(b)
-	le, err := l.TryLockFile()
+	le, err := l.TryLock(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}

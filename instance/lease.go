@@ -4,21 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
 	"guard/internal/proc"
 )
 
-// FileLease is a held lock on a local lock file.
+// FileLease is a held lock on a local lock file. The lock belongs to an open
+// file description opened read-only; the record is written through a second
+// descriptor, so whoever inherits the locked one (Inherit) can neither write
+// the record nor hold it open for writing.
 type FileLease struct {
 	path   string
-	fl     *flock.Flock
-	fd     int // gofrs/flock's descriptor, found through /proc/self/fd
+	lockFD int // the read-only descriptor that holds the flock
+	recFD  int // read-write, for the record; holds no lock
 	dev    uint64
 	ino    uint64
 	rec    Record
@@ -30,21 +32,11 @@ type FileLease struct {
 	closed bool
 }
 
-// claim finishes an acquisition on a freshly locked fl: it checks the file,
-// that the path still names it, and writes the holder's record.
-func (l *Lock) claim(fl *flock.Flock, d *dir) (*FileLease, error) {
-	fi, err := fl.Stat()
-	if err != nil {
-		return nil, &os.PathError{Op: "stat", Path: l.opts.Path, Err: err}
-	}
-	sys, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, fmt.Errorf("%s: stat: no inode information", l.opts.Path)
-	}
-	fd, err := ownFD(d.hint, sys.Dev, sys.Ino)
-	if err != nil {
-		return nil, fmt.Errorf("%s: find lock descriptor: %w", l.opts.Path, err)
-	}
+// claim finishes an acquisition on fd, freshly locked: it checks the file,
+// that the path still names it, that no process still holds the lock on a
+// deleted file of the same path (when this attempt created the file), and
+// writes the holder's record.
+func (l *Lock) claim(fd int, d *dir, created bool) (*FileLease, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: l.opts.Path, Err: err}
@@ -55,30 +47,61 @@ func (l *Lock) claim(fl *flock.Flock, d *dir) (*FileLease, error) {
 	if now, err := d.lstatAt(l.base); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
 		return nil, errReplaced
 	}
-	le := &FileLease{path: l.opts.Path, fl: fl, fd: fd, dev: st.Dev, ino: st.Ino,
+	if created {
+		if h := deletedHolder(l.opts.Path, fd); h != nil {
+			return nil, &HeldError{Path: l.opts.Path, Holder: h}
+		}
+	}
+	recFD, err := unix.Openat(d.fd, l.base, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, l.openError(&os.PathError{Op: "open", Path: l.opts.Path, Err: err})
+	}
+	le := &FileLease{path: l.opts.Path, lockFD: fd, recFD: recFD, dev: st.Dev, ino: st.Ino,
 		lost: make(chan struct{}), stop: make(chan struct{})}
-	raw, prev, err := readRecord(le.fd, le.path)
+	if err := l.initRecord(le, &st); err != nil {
+		unix.Close(recFD)
+		return nil, err
+	}
+	le.wg.Add(1)
+	go le.watch(l.opts.CheckInterval)
+	return le, nil
+}
+
+// initRecord checks that le's second descriptor names the locked file, sets
+// the file's mode, and writes the new holder's record.
+func (l *Lock) initRecord(le *FileLease, locked *unix.Stat_t) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(le.recFD, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: l.opts.Path, Err: err}
+	}
+	if st.Dev != locked.Dev || st.Ino != locked.Ino {
+		return errReplaced
+	}
+	if want := uint32(l.opts.Mode.Perm()); st.Uid == uint32(os.Geteuid()) && st.Mode&0o7777 != want {
+		if err := unix.Fchmod(le.recFD, want); err != nil {
+			return &os.PathError{Op: "chmod", Path: l.opts.Path, Err: err}
+		}
+	}
+	raw, prev, err := readRecord(le.recFD, le.path)
 	var pe *os.PathError
 	switch {
 	case err == nil:
 	case errors.As(err, &pe):
-		return nil, err // could not read it at all: not a verdict on its content
+		return err // could not read it at all: not a verdict on its content
 	case errors.Is(err, errPartial) && looksLikeRecord(raw):
 		prev = &Record{} // empty, or torn by a holder killed mid-write
 	default:
-		return nil, &UnsafeError{Path: l.opts.Path, Reason: "holds something other than a guard record (" + err.Error() + "); not overwriting it"}
+		return &UnsafeError{Path: l.opts.Path, Reason: "holds something other than a guard record (" + err.Error() + "); not overwriting it"}
 	}
 	rec, err := l.newRecord(prev.Token)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := le.write(rec); err != nil {
-		return nil, err
+		return err
 	}
 	le.rec = *rec
-	le.wg.Add(1)
-	go le.watch(l.opts.CheckInterval)
-	return le, nil
+	return nil
 }
 
 // identity is what a record says about the process that holds the lock.
@@ -114,9 +137,13 @@ func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
 		return nil, err
 	}
 	now := time.Now()
+	token, err := nextToken(prevToken, now)
+	if err != nil {
+		return nil, &UnsafeError{Path: l.opts.Path, Reason: err.Error()}
+	}
 	return &Record{PID: os.Getpid(), StartTicks: id.start, BootID: id.boot, PIDNS: id.pidns,
 		Host: id.host, Acquired: now, Name: l.opts.Name, Command: QuoteCommand(l.opts.Command),
-		Token: nextToken(prevToken, now)}, nil
+		Token: token}, nil
 }
 
 // write puts rec into the file in place: one write of at most a page at
@@ -125,10 +152,10 @@ func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
 // a torn write fails the checksum and reads as "being written".
 func (le *FileLease) write(rec *Record) error {
 	b := rec.Marshal()
-	if _, err := unix.Pwrite(le.fd, b, 0); err != nil {
+	if _, err := unix.Pwrite(le.recFD, b, 0); err != nil {
 		return &os.PathError{Op: "write record", Path: le.path, Err: err}
 	}
-	if err := unix.Ftruncate(le.fd, int64(len(b))); err != nil {
+	if err := unix.Ftruncate(le.recFD, int64(len(b))); err != nil {
 		return &os.PathError{Op: "truncate", Path: le.path, Err: err}
 	}
 	return nil
@@ -147,7 +174,9 @@ func (le *FileLease) Since() time.Time { return le.rec.Acquired }
 func (le *FileLease) Path() string { return le.path }
 
 // Lost implements Lease: it is closed within CheckInterval of the path
-// ceasing to name the locked file (deleted, renamed or replaced).
+// ceasing to name the locked file (deleted, renamed or replaced), or of the
+// locked descriptor no longer holding the lock (a process that inherited it
+// unlocked it with flock -u).
 func (le *FileLease) Lost() <-chan struct{} { return le.lost }
 
 // Err implements Lease.
@@ -157,11 +186,12 @@ func (le *FileLease) Err() error {
 	return le.err
 }
 
-// Inherit returns a new descriptor for the locked open file, for a child
-// process to inherit (exec.Cmd.ExtraFiles): the child then holds the lock
-// too, so the lock never ends before the child does. The caller closes it.
+// Inherit returns a new descriptor for the locked, read-only open file
+// description, for a child process to inherit (exec.Cmd.ExtraFiles): the
+// child then holds the lock too, so the lock never ends before the child and
+// everything it hands the descriptor to have closed it. The caller closes it.
 func (le *FileLease) Inherit() (*os.File, error) {
-	fd, err := unix.FcntlInt(uintptr(le.fd), unix.F_DUPFD_CLOEXEC, 3)
+	fd, err := unix.FcntlInt(uintptr(le.lockFD), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		return nil, &os.PathError{Op: "dup", Path: le.path, Err: err}
 	}
@@ -188,24 +218,42 @@ func (le *FileLease) watch(every time.Duration) {
 	}
 }
 
-// check reports ErrLost when the path no longer names the locked file.
+// check reports ErrLost when the path no longer names the locked file or
+// the locked descriptor no longer holds the lock.
 func (le *FileLease) check() error {
 	var st unix.Stat_t
 	err := unix.Lstat(le.path, &st)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return fmt.Errorf("%s: %w (deleted)", le.path, ErrLost)
-	case err != nil:
-		return nil // cannot tell (e.g. EACCES on a parent); keep going
-	case st.Dev != le.dev || st.Ino != le.ino:
+	case err == nil && (st.Dev != le.dev || st.Ino != le.ino):
 		return fmt.Errorf("%s: %w (replaced by another file)", le.path, ErrLost)
+	}
+	// err != nil otherwise: cannot tell (e.g. EACCES on a parent); go on.
+	if held, known := fdHoldsFlock(le.lockFD); known && !held {
+		return fmt.Errorf("%s: %w (unlocked by a process that inherited the lock, e.g. flock -u)", le.path, ErrLost)
 	}
 	return nil
 }
 
-// Release implements Lease: it rewrites the record as released (keeping the
-// token, so the next one is larger) and unlocks. It never removes the lock
-// file. It is idempotent; only the first call does anything.
+// fdHoldsFlock reports whether this process's descriptor fd holds a flock,
+// from /proc/self/fdinfo; known is false when that cannot be read.
+func fdHoldsFlock(fd int) (held, known bool) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return false, false
+	}
+	return hasFlockLine(b), true
+}
+
+// Release implements Lease. If the locked descriptor still holds the lock,
+// it rewrites the record as released (keeping the token, so the next one is
+// larger). It then closes its descriptors, never unlocking explicitly: a
+// process that inherited the locked descriptor and still runs keeps the lock
+// until it ends, as with flock(1). It never removes the lock file. It is
+// idempotent; only the first call does anything. If the lock was taken over
+// meanwhile (the lease was lost) the record is left to the new holder and the
+// error matches ErrLost.
 func (le *FileLease) Release() error {
 	le.mu.Lock()
 	if le.closed {
@@ -216,11 +264,19 @@ func (le *FileLease) Release() error {
 	le.mu.Unlock()
 	close(le.stop)
 	le.wg.Wait()
-	rel := le.rec
-	rel.LastPID, rel.PID, rel.Released = rel.PID, 0, time.Now()
-	werr := le.write(&rel)
-	if err := le.fl.Unlock(); err != nil {
-		return &os.PathError{Op: "unlock", Path: le.path, Err: err}
+	var err error
+	// A no-op if this description holds the lock; it takes it again if a
+	// process that inherited it unlocked it and nobody took it since.
+	if ok, ferr := tryFlock(le.lockFD); ferr == nil && ok {
+		rel := le.rec
+		rel.LastPID, rel.PID, rel.Released = rel.PID, 0, time.Now()
+		err = le.write(&rel)
+	} else {
+		err = fmt.Errorf("%s: %w: another process holds it now; its record is left alone", le.path, ErrLost)
 	}
-	return werr
+	unix.Close(le.recFD)
+	if cerr := unix.Close(le.lockFD); cerr != nil && err == nil {
+		err = &os.PathError{Op: "close", Path: le.path, Err: cerr}
+	}
+	return err
 }

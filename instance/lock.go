@@ -9,26 +9,36 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )
 
+// DefaultMode is the mode of a lock file guard creates: only its owner may
+// open it, so no other user can hold a shared lock on it and make every run
+// find it busy.
+const DefaultMode os.FileMode = 0o600
+
 // Options configure a Lock. Path is required.
 type Options struct {
-	Path    string   // the lock file; created 0644 if missing
+	Path    string   // the lock file; created with Mode if missing
 	Name    string   // job name recorded for readers
 	Command []string // command recorded for readers
+	// Mode is the lock file's permission bits (default DefaultMode). It is
+	// applied when the file is created and, for a file this user owns, on
+	// every acquisition. Widening it lets other users open the file: they
+	// can then read the record, and also hold a shared lock on it, which
+	// makes every run find the lock busy for as long as they hold it.
+	Mode os.FileMode
 	// AllowNetworkFS permits a lock on NFS, CIFS and the like, where flock(2)
 	// may be emulated or not shared between hosts.
 	AllowNetworkFS bool
 	// CheckInterval is how often a lease checks that its path still names
-	// the locked file (default 250ms).
+	// the locked file and that its descriptor still holds the lock (default
+	// 250ms).
 	CheckInterval time.Duration
 }
 
 // Lock is the single-instance lock on a local lock file. Its zero value is
-// not usable; make one with New. A Lock may be used for many acquisitions
-// but holds at most one Lease at a time per call.
+// not usable; make one with New. A Lock may be used for many acquisitions.
 type Lock struct {
 	opts Options
 	dir  string
@@ -44,6 +54,9 @@ func New(opts Options) (*Lock, error) {
 	if opts.CheckInterval <= 0 {
 		opts.CheckInterval = 250 * time.Millisecond
 	}
+	if opts.Mode == 0 {
+		opts.Mode = DefaultMode
+	}
 	opts.Path = p
 	return &Lock{opts: opts, dir: filepath.Dir(p), base: filepath.Base(p)}, nil
 }
@@ -54,25 +67,30 @@ func (l *Lock) Path() string { return l.opts.Path }
 // Inspect implements Locker. It never takes the lock.
 func (l *Lock) Inspect(ctx context.Context) (*Holder, error) { return inspect(l.opts.Path) }
 
-// TryLock implements Locker.
-func (l *Lock) TryLock(ctx context.Context) (Lease, error) { return l.TryLockFile() }
+// TryLock implements Locker. The Lease it returns is a *FileLease.
+func (l *Lock) TryLock(ctx context.Context) (Lease, error) {
+	le, err := l.acquire(nil)
+	if err != nil {
+		return nil, err
+	}
+	return le, nil
+}
 
-// Lock implements Locker.
-func (l *Lock) Lock(ctx context.Context) (Lease, error) { return l.LockFile(ctx) }
-
-// TryLockFile is TryLock returning the concrete *FileLease.
-func (l *Lock) TryLockFile() (*FileLease, error) { return l.acquire(nil) }
-
-// LockFile is Lock returning the concrete *FileLease. A wait that ctx ends
-// leaves one goroutine blocked in flock(2) until the lock is next released
-// or the process exits; if it then gets the lock, it releases it at once.
-// (flock(2) cannot be interrupted without a signal, and the kernel's
-// blocking wait is what wakes a waiter the moment the holder releases.)
-func (l *Lock) LockFile(ctx context.Context) (*FileLease, error) {
+// Lock implements Locker; the Lease it returns is a *FileLease. A wait that
+// ctx ends leaves one goroutine blocked in flock(2) until the lock is next
+// released or the process exits; if it then gets the lock, it closes the
+// descriptor at once, which releases it. (flock(2) cannot be interrupted
+// without a signal, and the kernel's blocking wait is what wakes a waiter the
+// moment the holder releases.)
+func (l *Lock) Lock(ctx context.Context) (Lease, error) {
 	if ctx == nil {
 		panic("instance: nil context")
 	}
-	return l.acquire(ctx)
+	le, err := l.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return le, nil
 }
 
 // maxRetries bounds the retries when the path keeps changing under us.
@@ -98,69 +116,92 @@ func (l *Lock) acquire(ctx context.Context) (*FileLease, error) {
 
 // attempt makes one acquisition attempt. retry is true when the path no
 // longer named the file that was locked.
+//
+// The lock is taken on a read-only open file description: the one a child
+// inherits (Inherit) cannot be written through, so a job cannot damage the
+// record. The record is written through a second, read-write descriptor.
 func (l *Lock) attempt(ctx context.Context) (le *FileLease, retry bool, err error) {
 	d, err := openDir(l.dir, l.opts.AllowNetworkFS)
 	if err != nil {
 		return nil, false, err
 	}
-	keep := false // an abandoned wait keeps d open until it is done with it
-	defer func() {
-		if !keep {
-			d.close()
-		}
-	}()
+	defer d.close()
 	if err := d.precheck(l.base, l.opts.Path); err != nil {
 		return nil, false, err
 	}
-	d.noteFreeFD()
-	fl := flock.New(d.via+"/"+l.base,
-		flock.SetFlag(os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK),
-		flock.SetPermissions(0o644))
-	ok, err := fl.TryLock()
+	fd, created, err := d.openLock(l.base, l.opts.Mode)
 	if err != nil {
+		return nil, false, l.openError(err)
+	}
+	ok, err := tryFlock(fd)
+	if err != nil {
+		unix.Close(fd)
 		return nil, false, l.openError(err)
 	}
 	if !ok {
 		if ctx == nil {
+			unix.Close(fd)
 			return nil, false, l.held(nil)
 		}
-		if abandoned, err := l.wait(ctx, fl, d); err != nil {
-			keep = abandoned
+		if err := l.wait(ctx, fd); err != nil {
 			return nil, false, err
 		}
 	}
-	le, err = l.claim(fl, d)
+	le, err = l.claim(fd, d, created)
 	if errors.Is(err, errReplaced) {
-		fl.Close()
+		unix.Close(fd)
 		return nil, true, nil
 	}
 	if err != nil {
-		fl.Close()
+		unix.Close(fd)
 		return nil, false, err
 	}
 	return le, false, nil
 }
 
-// wait blocks in flock(2) until fl is locked or ctx is done. When ctx ends
-// first, the blocked goroutine is abandoned (abandoned is true): it releases
-// the lock if it ever gets it, then closes d, which it opens fl through.
-func (l *Lock) wait(ctx context.Context, fl *flock.Flock, d *dir) (abandoned bool, err error) {
+// tryFlock takes an exclusive flock on fd without blocking; ok is false when
+// another open file description holds a lock on the file.
+func tryFlock(fd int) (ok bool, err error) {
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, unix.EWOULDBLOCK):
+			return false, nil
+		case !errors.Is(err, unix.EINTR):
+			return false, err
+		}
+	}
+}
+
+// wait blocks in flock(2) until fd is locked or ctx is done. When ctx ends
+// first, the blocked goroutine is abandoned: it closes fd when its flock
+// returns, which releases the lock if it got it.
+func (l *Lock) wait(ctx context.Context, fd int) error {
 	done := make(chan error, 1)
-	go func() { done <- fl.Lock() }()
+	go func() {
+		for {
+			err := unix.Flock(fd, unix.LOCK_EX)
+			if !errors.Is(err, unix.EINTR) {
+				done <- err
+				return
+			}
+		}
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
-			return false, l.openError(err)
+			unix.Close(fd)
+			return l.openError(err)
 		}
-		return false, nil
+		return nil
 	case <-ctx.Done():
 		go func() {
-			if <-done == nil {
-				fl.Close()
-			}
-			d.close()
+			<-done
+			unix.Close(fd)
 		}()
-		return true, l.held(ctx.Err())
+		return l.held(ctx.Err())
 	}
 }
 

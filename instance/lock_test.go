@@ -23,7 +23,7 @@ func TestTryLockBusyNamesHolder(t *testing.T) {
 	path := filepath.Join(tempLockDir(t), "a.lock")
 	h := startHolder(t, path)
 	h.expect(t, "locked")
-	_, err := mustNew(t, path).TryLockFile()
+	_, err := mustNew(t, path).TryLock(context.Background())
 	var he *HeldError
 	if !errors.As(err, &he) || !errors.Is(err, ErrHeld) {
 		t.Fatalf("TryLock on a held lock: %v, want *HeldError", err)
@@ -37,10 +37,10 @@ func TestWaitWakesOnRelease(t *testing.T) {
 	path := filepath.Join(tempLockDir(t), "a.lock")
 	h := startHolder(t, path)
 	first, _ := strconv.ParseUint(h.expect(t, "locked"), 10, 64)
-	got := make(chan *FileLease, 1)
+	got := make(chan Lease, 1)
 	errc := make(chan error, 1)
 	go func() {
-		le, err := mustNew(t, path).LockFile(context.Background())
+		le, err := mustNew(t, path).Lock(context.Background())
 		errc <- err
 		got <- le
 	}()
@@ -67,7 +67,7 @@ func TestWaitEndsWithContext(t *testing.T) {
 	h.expect(t, "locked")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := mustNew(t, path).LockFile(ctx)
+	_, err := mustNew(t, path).Lock(ctx)
 	if !errors.Is(err, ErrHeld) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrHeld wrapping DeadlineExceeded", err)
 	}
@@ -75,7 +75,7 @@ func TestWaitEndsWithContext(t *testing.T) {
 	h.say(t, "release")
 	h.expect(t, "released")
 	waitFor(t, "lock free after an abandoned wait", func() bool {
-		le, err := mustNew(t, path).TryLockFile()
+		le, err := mustNew(t, path).TryLock(context.Background())
 		if err == nil {
 			le.Release()
 			return true
@@ -120,7 +120,7 @@ func TestInspectStates(t *testing.T) {
 	if s.State != Stale || s.Record.PID != h2.cmd.Process.Pid {
 		t.Fatalf("crashed: %+v", s)
 	}
-	le, err := mustNew(t, path).TryLockFile()
+	le, err := mustNew(t, path).TryLock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestLostWhenDeletedOrReplaced(t *testing.T) {
 			dir := tempLockDir(t)
 			path := filepath.Join(dir, "a.lock")
 			l := mustNew(t, path)
-			le, err := l.TryLockFile()
+			le, err := l.TryLock(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +156,7 @@ func TestLostWhenDeletedOrReplaced(t *testing.T) {
 				t.Fatalf("Err() = %v", le.Err())
 			}
 			// The path is free again: a new acquisition gets a larger token.
-			le2, err := l.TryLockFile()
+			le2, err := l.TryLock(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,7 +170,7 @@ func TestLostWhenDeletedOrReplaced(t *testing.T) {
 
 func TestReleaseIdempotentNeverRemoves(t *testing.T) {
 	path := filepath.Join(tempLockDir(t), "a.lock")
-	le, err := mustNew(t, path).TryLockFile()
+	le, err := mustNew(t, path).TryLock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

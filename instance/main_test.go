@@ -27,7 +27,7 @@ func hold(path string) int {
 		fmt.Println("error", err)
 		return 1
 	}
-	le, err := l.LockFile(context.Background())
+	le, err := l.Lock(context.Background())
 	if err != nil {
 		fmt.Println("error", err)
 		return 1

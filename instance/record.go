@@ -166,16 +166,22 @@ func QuoteCommand(argv []string) string {
 	return strings.Join(q, " ")
 }
 
-// nextToken returns the fencing token for a new acquisition.
-func nextToken(prev uint64, now time.Time) uint64 {
-	t := uint64(now.UnixMicro())
-	if prev >= 1<<63 { // hostile or corrupt: do not wrap
-		prev = 0
+// maxToken is the largest fencing token: tokens stay within int64, so
+// every consumer (JSON, Prometheus, SQL) can hold them.
+const maxToken = 1<<63 - 1
+
+// nextToken returns the fencing token for a new acquisition: the larger of
+// prev+1 and the time in microseconds since the Unix epoch. It refuses a
+// prev at or beyond maxToken (a hostile or corrupt record) rather than let
+// tokens go back.
+func nextToken(prev uint64, now time.Time) (uint64, error) {
+	if prev >= maxToken {
+		return 0, fmt.Errorf("the record's fencing token %d is at its limit (%d): tokens cannot increase; remove the lock file only once you are sure no job of this lock runs", prev, uint64(maxToken))
 	}
-	if prev+1 > t {
-		return prev + 1
+	if t := uint64(now.UnixMicro()); t > prev+1 {
+		return t, nil
 	}
-	return t
+	return prev + 1, nil
 }
 
 // looksLikeRecord reports whether b, which failed to parse, is empty or the

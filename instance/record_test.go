@@ -92,16 +92,27 @@ func TestNextToken(t *testing.T) {
 	now := time.UnixMicro(1_000_000)
 	tests := []struct {
 		prev, want uint64
+		refused    bool
 	}{
-		{0, 1_000_000},
-		{5, 1_000_000},
-		{1_000_000, 1_000_001}, // clock did not advance
-		{2_000_000, 2_000_001}, // clock went back
-		{1 << 63, 1_000_000},   // hostile: never wrap
+		{prev: 0, want: 1_000_000},
+		{prev: 5, want: 1_000_000},
+		{prev: 1_000_000, want: 1_000_001}, // clock did not advance
+		{prev: 2_000_000, want: 2_000_001}, // clock went back
+		{prev: maxToken - 1, want: maxToken},
+		{prev: maxToken, refused: true}, // hostile: never back, never wrap
+		{prev: 1 << 63, refused: true},
+		{prev: 1<<64 - 1, refused: true},
 	}
 	for _, tc := range tests {
-		if got := nextToken(tc.prev, now); got != tc.want {
-			t.Errorf("nextToken(%d) = %d, want %d", tc.prev, got, tc.want)
+		got, err := nextToken(tc.prev, now)
+		if tc.refused {
+			if err == nil {
+				t.Errorf("nextToken(%d) = %d, want a refusal", tc.prev, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("nextToken(%d) = %d, %v; want %d", tc.prev, got, err, tc.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestUnsafePathsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tempLockDir(t)
 			path := tc.setup(t, dir)
-			le, err := mustNew(t, path).TryLockFile()
+			le, err := mustNew(t, path).TryLock(context.Background())
 			if err == nil {
 				le.Release()
 				t.Fatal("acquired an unsafe lock path")
@@ -98,7 +99,7 @@ func TestStickyDirectoryIsFine(t *testing.T) {
 	d := filepath.Join(tempLockDir(t), "sticky")
 	os.Mkdir(d, 0o777)
 	syscall.Chmod(d, 0o1777)
-	le, err := mustNew(t, filepath.Join(d, "a.lock")).TryLockFile()
+	le, err := mustNew(t, filepath.Join(d, "a.lock")).TryLock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
