@@ -18,9 +18,8 @@
 // coalesced, deferred until ready, counted), SIGTERM/SIGINT stop gracefully with a
 // deadline and a second one forces exit, SIGUSR1 reopens log files. NewStderrHandler,
 // NewSyslogHandler and NewFileHandler are log/slog handlers for journald, syslog(3) and
-// logrotate-friendly files. Supervise runs a job as an init would: it forwards signals to
-// the job's process group, reaps orphans without stealing the job's status, and returns
-// the job's exit status.
+// logrotate-friendly files. Running a child process as a supervised tree (an init's
+// duties: reaping, forwarding, stopping what it leaves behind) is package job's.
 //
 // A daemon's main:
 //
@@ -37,10 +36,10 @@
 //		return serve(ctx)
 //	})
 //
-// Detaching and Supervise are Linux-only (they return errors.ErrUnsupported elsewhere);
+// Detaching is Linux-only (they return errors.ErrUnsupported elsewhere);
 // the rest needs a Unix system.
 //
 // References: APUE 3rd ed. ch. 13; sd_notify(3), sd_watchdog_enabled(3), sd-daemon(3),
 // systemd.exec(5) ($JOURNAL_STREAM), daemon(7); syslog(3) and RFC 3164; setsid(2),
-// close_range(2), waitid(2), prctl(2) PR_SET_CHILD_SUBREAPER.
+// close_range(2).
 package daemon

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"syscall"
 
 	"guard/daemon"
 )
@@ -21,14 +19,6 @@ func ExampleExitCode() {
 	// Output:
 	// 75 lock /run/guard/backup.lock busy: held by pid 4242
 	// 1 0
-}
-
-func ExampleExitStatus_ExitCode() {
-	fmt.Println(daemon.ExitStatus{Code: 3}.ExitCode())
-	fmt.Println(daemon.ExitStatus{Code: -1, Signal: syscall.SIGTERM}.ExitCode())
-	// Output:
-	// 3
-	// 143
 }
 
 func ExampleControl_ReloadState() {
@@ -71,18 +61,3 @@ func ExampleDetach() {
 }
 
 func setUp() error { return nil }
-
-// guard run as a container's init: reap orphans, forward signals, exit as the job did.
-func ExampleSupervise() {
-	cmd := exec.Command("/usr/local/bin/job", "--flag")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	st, err := daemon.Supervise(context.Background(), cmd, daemon.SuperviseOptions{
-		Subreaper: os.Getpid() != 1,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(70)
-	}
-	os.Exit(st.ExitCode())
-}

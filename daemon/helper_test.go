@@ -42,8 +42,6 @@ func runHelper(mode string) int {
 		return helperReload()
 	case "stop":
 		return helperStop()
-	case "supervise":
-		return helperSupervise()
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
 	return 2
@@ -146,21 +144,6 @@ func readProcStat(pid string) (procStat, error) {
 	st.SID, _ = strconv.Atoi(f[3])
 	st.TTYNr, _ = strconv.Atoi(f[4])
 	return st, nil
-}
-
-// allProcs lists every visible process.
-func allProcs() []procStat {
-	ents, _ := os.ReadDir("/proc")
-	var out []procStat
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		if st, err := readProcStat(e.Name()); err == nil {
-			out = append(out, st)
-		}
-	}
-	return out
 }
 
 // goneOrZombie reports whether pid has exited (possibly not yet reaped by its parent).

@@ -25,8 +25,8 @@ func (c *Control) ReloadState() ReloadState {
 	return s
 }
 
-// RecordReload counts a reload done outside Run, e.g. a SIGHUP that Supervise forwarded
-// to a job (SuperviseOptions.OnSignal): err nil counts a success, non-nil a failure (and
+// RecordReload counts a reload done outside Run, e.g. a SIGHUP forwarded to a job
+// (job.Spec.OnSignal): err nil counts a success, non-nil a failure (and
 // logs it). It sends nothing to systemd.
 func (c *Control) RecordReload(err error) {
 	c.count(err)
