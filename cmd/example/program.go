@@ -52,7 +52,7 @@ func (p *program) run(sigs *daemon.Signals, h *daemon.Handle) error {
 
 // start loads the configuration, takes the lock and starts the health server.
 // On error it leaves nothing held or running.
-func (p *program) start(ctx context.Context) (*instance.FileLease, *health.Server, error) {
+func (p *program) start(ctx context.Context) (instance.Lease, *health.Server, error) {
 	cfg, err := loadConfig(p.opts.config)
 	if err != nil {
 		return nil, nil, err
@@ -62,13 +62,13 @@ func (p *program) start(ctx context.Context) (*instance.FileLease, *health.Serve
 	if err != nil {
 		return nil, nil, err
 	}
-	lease, err := lk.TryLockFile() // busy: an *instance.HeldError naming the holder
+	lease, err := lk.TryLock(ctx) // busy: an *instance.HeldError naming the holder
 	if err != nil {
 		return nil, nil, err
 	}
-	p.state.SetLockPath(lease.Path())
+	p.state.SetLockPath(lk.Path())
 	p.state.Acquired(os.Getpid(), lease.Token(), lease.Since(), 0)
-	p.log.Info("lock acquired", "path", lease.Path(), "token", lease.Token())
+	p.log.Info("lock acquired", "path", lk.Path(), "token", lease.Token())
 	if p.opts.listen == "" {
 		return lease, nil, nil
 	}
@@ -90,7 +90,7 @@ func (p *program) start(ctx context.Context) (*instance.FileLease, *health.Serve
 
 // serve does the job: it logs the message every interval until ctx is done
 // (nil) or the lock is lost (an error matching instance.ErrLost).
-func (p *program) serve(ctx context.Context, lease *instance.FileLease) error {
+func (p *program) serve(ctx context.Context, lease instance.Lease) error {
 	tick := time.NewTimer(0) // the first message at once
 	defer tick.Stop()
 	// systemd's watchdog (WatchdogSec=) is fed from this loop rather than by
@@ -139,7 +139,7 @@ func (p *program) reload(ctx context.Context) error {
 }
 
 // stop undoes start: not ready, lock released, health server shut down.
-func (p *program) stop(lease *instance.FileLease, srv *health.Server) {
+func (p *program) stop(lease instance.Lease, srv *health.Server) {
 	p.state.SetReady(false)
 	p.release(lease)
 	if srv != nil {
@@ -153,10 +153,10 @@ func (p *program) stop(lease *instance.FileLease, srv *health.Server) {
 
 // release gives the lock up. The record is marked released (guard status then
 // says "released cleanly", exit 3); the lock file itself is never removed.
-func (p *program) release(lease *instance.FileLease) {
+func (p *program) release(lease instance.Lease) {
 	if err := lease.Release(); err != nil {
 		p.log.Error("release the lock", "err", err)
 	}
 	p.state.Released()
-	p.log.Info("lock released", "path", lease.Path())
+	p.log.Info("lock released", "path", p.opts.lock)
 }

@@ -15,6 +15,7 @@ import (
 // Exit codes of the contract.
 const (
 	exitUsage      = 64
+	exitLost       = 69 // the lock was lost and the job stopped
 	exitInternal   = 70
 	exitCantCreate = 73
 	exitBusy       = 75

@@ -17,6 +17,7 @@ type lockFlags struct {
 	lock     string
 	name     string
 	allowNet bool
+	mode     os.FileMode // guard run --lock-mode; 0 means instance.DefaultMode
 }
 
 func (lf *lockFlags) register(fs *flag.FlagSet) {
@@ -119,5 +120,5 @@ func defaultDir() (string, error) {
 
 // newLock builds the instance lock for the resolved path.
 func (lf *lockFlags) newLock(path, name string, argv []string) (*instance.Lock, error) {
-	return instance.New(instance.Options{Path: path, Name: name, Command: argv, AllowNetworkFS: lf.allowNet})
+	return instance.New(instance.Options{Path: path, Name: name, Command: argv, Mode: lf.mode, AllowNetworkFS: lf.allowNet})
 }

@@ -6,11 +6,44 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
+	// A reader of guard's output that went away (guard status | head -0)
+	// must not kill guard, nor, through Pdeathsig, a running job: a caught
+	// SIGPIPE turns the write into an EPIPE error. Caught, not ignored, so
+	// the job starts with SIGPIPE at its default.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	if err := checkFDLimit(); err != nil {
+		os.Exit(report(err))
+	}
 	os.Exit(dispatch(os.Args[1:]))
 }
+
+// minFDs is the fewest open files guard works with: stdio, the Go
+// runtime's poller, the lock's directory and two descriptors on the lock
+// file, the job's copy, /proc reads and pidfds.
+const minFDs = 16
+
+// checkFDLimit refuses, with one line, a descriptor limit too low to run
+// (ulimit -n 6), which would otherwise end in a Go runtime crash at the
+// first file opened. Go has already raised the soft limit to the hard one.
+func checkFDLimit() error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur >= minFDs {
+		return nil
+	}
+	return exitf(exitInternal, "the open-file limit is %d (ulimit -n); guard needs at least %d", rl.Cur, minFDs)
+}
+
+// runSignals are caught by guard run from its first instruction: TERM and
+// INT stop the job's tree, the others are forwarded to it.
+var runSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP,
+	syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+func notifyRunSignals(c chan<- os.Signal) { signal.Notify(c, runSignals...) }
 
 const usage = `usage:
   guard run    [flags] -- COMMAND [ARG...]   run COMMAND while holding the lock

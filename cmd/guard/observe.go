@@ -23,6 +23,7 @@ type observer struct {
 	dir     string // --textfile-dir
 	name    string
 	started time.Time
+	jobPID  int
 }
 
 // newObserver starts the HTTP server if listen is set, so that a bind error
@@ -65,27 +66,37 @@ func (o *observer) skipped() {
 }
 
 // jobStarted marks the job running and the run ready.
-func (o *observer) jobStarted() {
+func (o *observer) jobStarted(pid int) {
 	o.started = time.Now()
+	o.jobPID = pid
 	o.state.JobStarted()
 	o.state.SetReady(true)
 }
 
-// jobEnded records the job's outcome and releases the lock in the state.
-func (o *observer) jobEnded(result string, code int) {
+// jobEnded records the job's outcome in the live state (not ready, the
+// lock about to be released). The textfile waits for report, after the
+// release.
+func (o *observer) jobEnded(run health.JobRun) {
 	o.state.SetReady(false)
-	o.finish(health.JobRun{Result: result, ExitCode: code, Duration: time.Since(o.started)})
+	o.state.JobFinished(run)
 	o.state.Released()
 }
 
-func (o *observer) finish(run health.JobRun) {
-	o.state.JobFinished(run)
+// report writes the run's outcome to the textfile, if asked to: after the
+// lock is released, so a slow or blocked textfile never delays the release.
+func (o *observer) report(run health.JobRun) {
 	if o.dir == "" {
 		return
 	}
 	if err := o.writeTextfile(run); err != nil {
 		logf("--textfile-dir: %v", err)
 	}
+}
+
+// finish records a run that ended without the job running (skipped).
+func (o *observer) finish(run health.JobRun) {
+	o.state.JobFinished(run)
+	o.report(run)
 }
 
 // writeTextfile writes DIR/NAME.prom, serialized with other guard runs of

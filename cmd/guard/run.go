@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
-	"os/signal"
-	"sync"
+	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"guard/daemon"
 	"guard/health"
 	"guard/instance"
+	"guard/job"
 )
 
 // runOpts are the flags of guard run.
@@ -22,6 +25,7 @@ type runOpts struct {
 	quiet        bool
 	timeout      time.Duration
 	killAfter    time.Duration
+	leftovers    job.Policy
 	pidfile      string
 	listen       string
 	textfileDir  string
@@ -36,11 +40,13 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	fs.Var(&o.wait, "wait", "how long to wait for a busy lock: 0 (do not wait), a `DURATION`, or forever")
 	fs.IntVar(&o.conflictExit, "conflict-exit", exitBusy, "exit `CODE` when the lock is busy or the wait timed out")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing when the run is skipped because the lock is busy")
-	fs.Var(durationFlag{&o.timeout}, "timeout", "stop the job after `DURATION` (SIGTERM, then SIGKILL after --kill-after)")
-	fs.Var(durationFlag{&o.killAfter}, "kill-after", "`DURATION` between SIGTERM and SIGKILL when stopping the job")
+	fs.Var(durationFlag{&o.timeout}, "timeout", "stop the job's whole process tree after `DURATION` (SIGTERM, then SIGKILL after --kill-after)")
+	fs.Var(durationFlag{&o.killAfter}, "kill-after", "`DURATION` between SIGTERM and SIGKILL when stopping the job's process tree")
+	fs.Var(policyFlag{&o.leftovers}, "leftovers", "what happens to processes the job leaves behind when its main process ends: `kill` (TERM, KILL after --kill-after, then release), wait (the run lasts until they end), ignore (they do not inherit the lock, like flock -o)")
+	fs.Var(modeFlag{&o.mode}, "lock-mode", "the lock file's `MODE` when guard creates it (octal; default 0600: other users can neither read it nor hold a shared lock on it)")
 	fs.StringVar(&o.pidfile, "pidfile", "", "also write guard's PID to `PATH` (removed at exit)")
 	fs.StringVar(&o.listen, "listen", "", "serve /livez, /readyz, /healthz and /metrics on `ADDR` (host:port) while the job runs")
-	fs.StringVar(&o.textfileDir, "textfile-dir", "", "on exit, write `DIR`/NAME.prom for node_exporter's textfile collector")
+	fs.StringVar(&o.textfileDir, "textfile-dir", "", "at the start and end of the run, write `DIR`/NAME.prom for node_exporter's textfile collector")
 	fs.BoolVar(&o.detach, "detach", false, "daemonize; exit 0 only once the lock is held and the job has started")
 	fs.StringVar(&o.output, "output", "", "with --detach: append the job's stdout/stderr to `FILE` (default /dev/null), or 'syslog'")
 	if err := fs.parse(args); err != nil {
@@ -59,20 +65,34 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	if o.name != "" && !validName(o.name) {
 		return nil, nil, usagef("--name %q: use letters, digits, '.', '_', '-', '@' (not leading '.' or '-')", o.name)
 	}
+	if o.listen != "" {
+		if err := checkListen(o.listen); err != nil {
+			return nil, nil, usagef("run: --listen %q: %v", o.listen, err)
+		}
+	}
 	if parseOnly {
 		return nil, nil, errParsed
 	}
 	return o, argv, nil
 }
 
+// checkListen accepts host:port with a numeric port (0 picks a free one).
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want HOST:PORT, e.g. 127.0.0.1:9101 or :9101")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return errors.New("the port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
 func runCmd(args []string) error {
 	// Signals first: nothing may kill guard while it holds the lock
 	// without the job hearing of it.
-	term := make(chan os.Signal, 4)
-	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
-	hup := make(chan os.Signal, 32)
-	signal.Notify(hup, syscall.SIGHUP)
-
+	sigs := make(chan os.Signal, 32)
+	notifyRunSignals(sigs)
 	o, argv, err := parseRun(args)
 	if err != nil {
 		return err
@@ -83,7 +103,7 @@ func runCmd(args []string) error {
 			return err
 		}
 	}
-	err = o.run(argv, term, hup, h)
+	err = o.run(argv, sigs, h)
 	if h != nil && err != nil {
 		// Before Ready this reaches the starting process, which prints it
 		// and exits with its code; after Ready it is a no-op.
@@ -92,7 +112,7 @@ func runCmd(args []string) error {
 	return err
 }
 
-func (o *runOpts) run(argv []string, term, hup <-chan os.Signal, h *daemon.Handle) error {
+func (o *runOpts) run(argv []string, sigs <-chan os.Signal, h *daemon.Handle) error {
 	path, name, err := o.resolve()
 	if err != nil {
 		return err
@@ -109,23 +129,23 @@ func (o *runOpts) run(argv []string, term, hup <-chan os.Signal, h *daemon.Handl
 		return err
 	}
 	defer obs.close()
-	le, err := o.acquire(lk, term, obs)
+	le, err := o.acquire(lk, sigs, obs)
 	if err != nil {
 		return err
 	}
-	s := &supervisor{opts: o, lock: lk, lease: le, path: path, name: name, term: term, hup: hup, obs: obs, handle: h}
-	return s.run(argv)
+	r := &runner{opts: o, lock: lk, lease: le, path: path, name: name, sigs: sigs, obs: obs, handle: h}
+	return r.run(argv)
 }
 
 // acquire takes the lock, waiting as --wait says.
-func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal, obs *observer) (*instance.FileLease, error) {
+func (o *runOpts) acquire(lk instance.Locker, sigs <-chan os.Signal, obs *observer) (instance.Lease, error) {
 	began := time.Now()
-	le, err := lk.TryLockFile()
+	le, err := lk.TryLock(context.Background())
 	if errors.Is(err, instance.ErrHeld) && o.wait.d != 0 {
 		obs.state.Contended()
 		obs.state.Waiting()
 		warmStart()
-		le, err = o.waitFor(lk, term)
+		le, err = o.waitFor(lk, obs.state.LockState().Path, sigs)
 	}
 	if err == nil {
 		obs.state.Acquired(pid, le.Token(), le.Since(), time.Since(began))
@@ -147,40 +167,42 @@ func (o *runOpts) acquire(lk *instance.Lock, term <-chan os.Signal, obs *observe
 
 // waitFor waits for the lock as long as --wait says. A TERM or INT while
 // waiting ends the wait, and guard exits 128+signal (releasing the lock if
-// it was taken at that very moment).
-func (o *runOpts) waitFor(lk *instance.Lock, term <-chan os.Signal) (*instance.FileLease, error) {
-	ctx, cancel := context.WithCancel(context.Background())
+// it was taken at that very moment); other signals are ignored until the
+// job runs.
+func (o *runOpts) waitFor(lk instance.Locker, path string, sigs <-chan os.Signal) (instance.Lease, error) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	wctx := ctx
 	if o.wait.d != forever {
-		cancel()
-		ctx, cancel = context.WithTimeout(context.Background(), o.wait.d)
+		var stop context.CancelFunc
+		wctx, stop = context.WithTimeout(ctx, o.wait.d)
+		defer stop()
 	}
-	defer cancel()
-	sigc := make(chan os.Signal, 1)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	type result struct {
+		le  instance.Lease
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
-		defer wg.Done()
-		select {
-		case s := <-term:
-			sigc <- s
-			cancel()
-		case <-stop:
-		}
+		le, err := lk.Lock(wctx)
+		done <- result{le, err}
 	}()
-	le, err := lk.LockFile(ctx)
-	close(stop)
-	wg.Wait()
-	select {
-	case s := <-sigc:
-		if err == nil {
-			le.Release()
+	for {
+		select {
+		case r := <-done:
+			if sig, ok := job.Signal(context.Cause(ctx)); ok {
+				if r.err == nil {
+					r.le.Release()
+				}
+				return nil, exitf(128+int(sig), "%s: %s while waiting for the lock", path, unix.SignalName(sig))
+			}
+			return r.le, r.err
+		case s := <-sigs:
+			if s == syscall.SIGTERM || s == syscall.SIGINT {
+				cancel(job.SignalCause(s))
+			}
 		}
-		sig, _ := s.(syscall.Signal)
-		return nil, exitf(128+int(sig), "%s: %v while waiting for the lock", lk.Path(), s)
-	default:
 	}
-	return le, err
 }
 
 // warmStart does, before a wait for the lock, the one-time work Go does at

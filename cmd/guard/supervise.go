@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,104 +16,157 @@ import (
 	"guard/daemon"
 	"guard/health"
 	"guard/instance"
+	"guard/job"
 	"guard/pidfile"
 )
 
-// supervisor runs the job of guard run while the lease holds.
-type supervisor struct {
+// runner runs the job of guard run while the lease holds: the job's whole
+// process tree is supervised by package job; the runner adds the lock, the
+// timeout, the reports and the exit status.
+type runner struct {
 	opts   *runOpts
-	lock   *instance.Lock
-	lease  *instance.FileLease
+	lock   instance.Locker
+	lease  instance.Lease
 	path   string
 	name   string
-	term   <-chan os.Signal
-	hup    <-chan os.Signal
+	sigs   <-chan os.Signal
 	obs    *observer
 	handle *daemon.Handle // --detach: told once the job runs
 
-	cmd      *exec.Cmd
-	reloads  int
-	stopping bool // SIGTERM sent to the job; a second one escalates
-	timedOut bool // --timeout expired
-	killC    <-chan time.Time
-	fg       bool            // the job's group was given the terminal
-	drained  <-chan struct{} // --output syslog: closed once the job's output is sent
+	reloads int
+	fg      bool            // the job's group was given the terminal
+	drained <-chan struct{} // --output syslog: closed once the job's output is sent
 }
 
-// run starts the job, supervises it and returns guard's exit status.
-func (s *supervisor) run(argv []string) (err error) {
-	defer func() {
-		if rerr := s.lease.Release(); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
-	if s.opts.pidfile != "" {
-		pf, err := pidfile.Write(s.opts.pidfile, os.Getpid(), 0o644)
-		if err != nil {
+// errTimeout is the cause of a job stopped by --timeout.
+var errTimeout = errors.New("--timeout expired")
+
+// inheritor is a lease whose lock a child process can hold too (the local
+// file lock); a backend without one runs the job without it.
+type inheritor interface {
+	Inherit() (*os.File, error)
+}
+
+// run starts the job, supervises it and returns guard's exit status. The
+// lock is released only once the job's whole tree is gone, and the run's
+// report is written after that, so it never delays the release.
+func (r *runner) run(argv []string) error {
+	var pf *pidfile.File
+	if r.opts.pidfile != "" {
+		var err error
+		if pf, err = pidfile.Write(r.opts.pidfile, os.Getpid(), 0o644); err != nil {
+			r.releaseLease()
 			return fmt.Errorf("write PID file: %w", err)
 		}
-		// Removed while the lock is still held, and only if it is ours.
-		defer func() {
-			if rerr := pf.Remove(); rerr != nil {
-				logf("%v", rerr)
-			}
-		}()
 	}
-	if err := s.start(argv); err != nil {
-		return err
+	run, err := r.supervise(argv)
+	// Removed while the lock is still held, and only if it is ours.
+	if pf != nil {
+		if rerr := pf.Remove(); rerr != nil {
+			logf("%v", rerr)
+		}
 	}
-	return s.loop()
+	r.releaseLease()
+	r.obs.report(run)
+	return err
 }
 
-func (s *supervisor) start(argv []string) error {
-	inh, err := s.lease.Inherit()
-	if err != nil {
-		return err
+func (r *runner) releaseLease() {
+	if err := r.lease.Release(); err != nil {
+		logf("%v", err)
 	}
-	defer inh.Close()
+}
+
+// supervise runs the job to its end and returns its outcome.
+func (r *runner) supervise(argv []string) (health.JobRun, error) {
+	j, err := r.start(argv)
+	if err != nil {
+		run := health.JobRun{Result: health.ResultFailure, ExitCode: codeOf(err)}
+		r.obs.jobEnded(run)
+		return run, err
+	}
+	r.obs.jobStarted(j.PID())
+	if r.handle != nil {
+		r.handle.Ready() // the starting process exits 0 now
+	} else {
+		daemon.Ready() // sd_notify READY=1 under systemd; nothing otherwise
+	}
+	res := r.watch(j)
+	r.drain()
+	if r.fg {
+		signal.Ignore(syscall.SIGTTOU)
+		unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+	}
+	run, err := r.outcome(res)
+	r.obs.jobEnded(run)
+	return run, err
+}
+
+// start builds the job's command and starts its tree.
+func (r *runner) start(argv []string) (*job.Job, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if s.opts.output == "syslog" {
-		w, drained, err := toSyslog("guard/" + s.name)
+	cmd.Env = append(os.Environ(),
+		"GUARD_LOCK="+r.path,
+		"GUARD_NAME="+r.name,
+		"GUARD_TOKEN="+strconv.FormatUint(r.lease.Token(), 10))
+	if in, ok := r.lease.(inheritor); ok && r.opts.leftovers != job.Ignore {
+		// The job inherits the locked, read-only descriptor as fd 3: what
+		// it starts holds the lock as long as it runs, even if guard is
+		// SIGKILLed (the main process then gets SIGKILL, Pdeathsig).
+		f, err := in.Inherit()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		s.drained = drained
+		defer f.Close()
+		cmd.ExtraFiles = []*os.File{f}
+		cmd.Env = append(cmd.Env, "GUARD_LOCK_FD=3")
+	}
+	if r.opts.output == "syslog" {
+		w, drained, err := toSyslog("guard/" + r.name)
+		if err != nil {
+			return nil, err
+		}
+		r.drained = drained
 		// The pipe's write end lives in the job only: at its end, and its
 		// children's, the forwarding ends.
 		defer w.Close()
 		cmd.Stdout, cmd.Stderr = w, w
 	}
-	cmd.Env = append(os.Environ(),
-		"GUARD_LOCK="+s.path,
-		"GUARD_NAME="+s.name,
-		"GUARD_TOKEN="+strconv.FormatUint(s.lease.Token(), 10),
-		"GUARD_LOCK_FD=3")
-	// The job inherits the locked descriptor as fd 3: if guard is killed
-	// with SIGKILL, the job is killed too (Pdeathsig) and whatever the job
-	// started keeps the lock until it ends, so runs never overlap.
-	cmd.ExtraFiles = []*os.File{inh}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if s.fg = foregroundTTY(); s.fg {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if r.fg = foregroundTTY(); r.fg {
 		cmd.SysProcAttr.Foreground = true
 		cmd.SysProcAttr.Ctty = 0
 	}
-	if err := cmd.Start(); err != nil {
+	j, err := job.Start(context.Background(), job.Spec{
+		Cmd: cmd, Signals: r.sigs, KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers,
+		OnSignal: r.onSignal,
+		Logf:     func(format string, a ...any) { logf(r.path+": "+format, a...) },
+	})
+	if err != nil {
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			code = 127
 		}
-		s.obs.finish(health.JobRun{Result: health.ResultFailure, ExitCode: code})
-		return exitf(code, "%s: cannot start %s: %v", s.path, argv[0], err)
+		return nil, exitf(code, "%s: cannot start %s: %v", r.path, argv[0], err)
 	}
-	s.cmd = cmd
-	s.obs.jobStarted()
-	if s.handle != nil {
-		s.handle.Ready() // the starting process exits 0 now
-	} else {
-		daemon.Ready() // sd_notify READY=1 under systemd; nothing otherwise
+	return j, nil
+}
+
+// onSignal runs, on the job's goroutine, after each signal guard received.
+func (r *runner) onSignal(sig os.Signal, err error) {
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT:
+		daemon.Stopping()
+	case syscall.SIGHUP:
+		r.reloads++
+		r.obs.state.Reload(err == nil, time.Now())
+		if err == nil {
+			logf("%s: SIGHUP forwarded to the job (reload %d)", r.path, r.reloads)
+		} else {
+			logf("%s: forward SIGHUP: %v", r.path, err)
+		}
 	}
-	return nil
 }
 
 // foregroundTTY reports whether stdin is a terminal whose foreground process
@@ -122,136 +176,91 @@ func foregroundTTY() bool {
 	return err == nil && pgrp == unix.Getpgrp()
 }
 
-func (s *supervisor) loop() error {
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
+// watch waits for the job's end, stopping it on --timeout and when the lock
+// is lost and cannot be taken again.
+func (r *runner) watch(j *job.Job) job.Result {
 	var timeout <-chan time.Time
-	if s.opts.timeout > 0 {
-		t := time.NewTimer(s.opts.timeout)
+	if r.opts.timeout > 0 {
+		t := time.NewTimer(r.opts.timeout)
 		defer t.Stop()
 		timeout = t.C
 	}
-	lost := s.lease.Lost()
-	var chld chan os.Signal
-	if os.Getpid() == 1 {
-		// PID 1 in a container: orphans are ours to reap.
-		chld = make(chan os.Signal, 1)
-		signal.Notify(chld, syscall.SIGCHLD)
-		defer signal.Stop(chld)
-	}
+	lost := r.lease.Lost()
 	for {
 		select {
-		case <-done:
-			daemon.ReapOrphans(0)
-			s.drain()
-			return s.finish()
-		case <-chld:
-			daemon.ReapOrphans(s.cmd.Process.Pid)
-		case sig := <-s.term:
-			if s.stopping {
-				s.signalJob(syscall.SIGKILL)
-				continue
-			}
-			daemon.Stopping()
-			s.stop(sig.(syscall.Signal))
-		case <-s.hup:
-			s.reloads++
-			err := s.cmd.Process.Signal(syscall.SIGHUP)
-			s.obs.state.Reload(err == nil, time.Now())
-			if err == nil {
-				logf("%s: SIGHUP forwarded to job PID %d (reload %d)", s.path, s.cmd.Process.Pid, s.reloads)
-			}
+		case <-j.Done():
+			return j.Wait()
 		case <-timeout:
-			logf("%s: job PID %d still running after --timeout %v; stopping it", s.path, s.cmd.Process.Pid, s.opts.timeout)
-			s.timedOut = true
-			s.stop(syscall.SIGTERM)
-		case <-s.killC:
-			logf("%s: job PID %d did not stop within %v; sending SIGKILL", s.path, s.cmd.Process.Pid, s.opts.killAfter)
-			s.signalJob(syscall.SIGKILL)
-			s.killC = nil
+			logf("%s: job PID %d still running after --timeout %v; stopping its process tree", r.path, j.PID(), r.opts.timeout)
+			j.Stop(errTimeout)
 		case <-lost:
-			lost = s.relock()
+			lost = r.relock(j)
 		}
 	}
 }
 
-// stop sends sig to the job's process group and arms the SIGKILL timer.
-func (s *supervisor) stop(sig syscall.Signal) {
-	s.stopping = true
-	s.signalJob(sig)
-	if s.killC == nil {
-		s.killC = time.After(s.opts.killAfter)
-	}
-}
+// errLost is the cause of a job stopped because its lock was lost.
+var errLost = errors.New("lost the lock")
 
-// signalJob signals the job's process group: guard's own child, whose
-// group guard created, never a number read from a file.
-func (s *supervisor) signalJob(sig syscall.Signal) {
-	if pgid := s.cmd.Process.Pid; pgid > 1 {
-		unix.Kill(-pgid, sig)
-	}
-}
-
-// relock reacts to the lock file being deleted or replaced: it takes the
-// lock on the file now at the path, so no second run can start, or, if that
-// fails, stops the job. It returns the channel to watch next.
-func (s *supervisor) relock() <-chan struct{} {
-	cause := s.lease.Err()
-	s.obs.state.Lost()
-	le, err := s.lock.TryLockFile()
+// relock reacts to a lost lease (the lock file deleted or replaced, or the
+// lock dropped by a process of the job): it takes the lock again, on the
+// file now at the path, so no second run can start; if it cannot, it stops
+// the job. It returns the channel to watch next.
+func (r *runner) relock(j *job.Job) <-chan struct{} {
+	cause := r.lease.Err()
+	r.obs.state.Lost()
+	le, err := r.lock.TryLock(context.Background())
 	if err != nil {
-		logf("%v; cannot take the lock again (%v); stopping job PID %d", cause, err, s.cmd.Process.Pid)
-		s.stop(syscall.SIGTERM)
+		logf("%v; cannot take the lock again (%v); stopping the job's process tree", cause, err)
+		j.Stop(fmt.Errorf("%w: %v", errLost, cause))
 		return nil
 	}
-	s.lease.Release()
-	s.lease = le
-	s.obs.state.Acquired(pid, le.Token(), le.Since(), 0)
-	logf("%v; took the lock again on the new file (token %d)", cause, le.Token())
+	old := r.lease
+	r.lease = le
+	if err := old.Release(); err != nil && !errors.Is(err, instance.ErrLost) {
+		logf("%v", err)
+	}
+	r.obs.state.Acquired(pid, le.Token(), le.Since(), 0)
+	logf("%v; took the lock again (token %d)", cause, le.Token())
 	return le.Lost()
 }
 
-// finish turns the job's end into guard's exit status.
-func (s *supervisor) finish() error {
-	if s.fg {
-		signal.Ignore(syscall.SIGTTOU)
-		unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
-	}
-	ps := s.cmd.ProcessState
-	pid := s.cmd.Process.Pid
-	ws, _ := ps.Sys().(syscall.WaitStatus)
-	code := ps.ExitCode()
-	if ws.Signaled() {
-		code = 128 + int(ws.Signal())
-	}
-	result := health.ResultSuccess
+// outcome turns the job's end into the run's report and guard's exit
+// status.
+func (r *runner) outcome(res job.Result) (health.JobRun, error) {
+	code := res.Status.ExitCode()
+	run := health.JobRun{ExitCode: code, Duration: time.Since(r.obs.started)}
 	switch {
-	case s.timedOut:
-		result = health.ResultTimeout
-	case s.stopping || ws.Signaled() && ws.Signal() == syscall.SIGKILL:
-		result = health.ResultKilled
+	case errors.Is(res.Cause, errTimeout):
+		run.Result = health.ResultTimeout
+	case res.Cause != nil, res.Status.Signal == syscall.SIGKILL:
+		run.Result = health.ResultKilled
 	case code != 0:
-		result = health.ResultFailure
+		run.Result = health.ResultFailure
+	default:
+		run.Result = health.ResultSuccess
 	}
-	s.obs.jobEnded(result, code)
-	if ws.Signaled() {
-		return exitf(code, "%s: job PID %d killed by %s", s.path, pid, unix.SignalName(ws.Signal()))
+	pid := r.obs.jobPID
+	switch {
+	case errors.Is(res.Cause, errLost):
+		return run, exitf(exitLost, "%s: %v; job PID %d stopped (%v)", r.path, res.Cause, pid, res.Status)
+	case res.Status.Signal != 0:
+		return run, exitf(code, "%s: job PID %d killed by %s", r.path, pid, unix.SignalName(res.Status.Signal))
+	case code != 0:
+		return run, exitf(code, "%s: job PID %d exited with status %d", r.path, pid, code)
 	}
-	if code != 0 {
-		return exitf(code, "%s: job PID %d exited with status %d", s.path, pid, code)
-	}
-	return nil
+	return run, nil
 }
 
 // drain waits until the job's last output lines reached syslog, for at most
-// two seconds: a process the job left behind may hold the pipe open.
-func (s *supervisor) drain() {
-	if s.drained == nil {
+// two seconds.
+func (r *runner) drain() {
+	if r.drained == nil {
 		return
 	}
 	select {
-	case <-s.drained:
+	case <-r.drained:
 	case <-time.After(2 * time.Second):
-		logf("%s: job output still open 2s after the job ended; not waiting for it", s.path)
+		logf("%s: job output still open 2s after the job ended; not waiting for it", r.path)
 	}
 }

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"time"
+
+	"guard/instance"
+	"guard/job"
 )
 
 // forever is the --wait value that waits indefinitely.
@@ -47,5 +53,49 @@ func (f durationFlag) Set(s string) error {
 		return fmt.Errorf("want a non-negative duration such as 10s")
 	}
 	*f.d = d
+	return nil
+}
+
+// policyFlag is --leftovers.
+type policyFlag struct{ p *job.Policy }
+
+func (f policyFlag) String() string {
+	if f.p == nil {
+		return job.Kill.String()
+	}
+	return f.p.String()
+}
+
+func (f policyFlag) Set(s string) error {
+	p, err := job.ParsePolicy(s)
+	if err != nil {
+		return errors.New("want kill, wait or ignore")
+	}
+	*f.p = p
+	return nil
+}
+
+// modeFlag is --lock-mode: octal permission bits that let guard read and
+// write the file and let nobody else write it.
+type modeFlag struct{ m *os.FileMode }
+
+func (f modeFlag) String() string {
+	if f.m == nil || *f.m == 0 {
+		return fmt.Sprintf("%04o", instance.DefaultMode)
+	}
+	return fmt.Sprintf("%04o", uint32(*f.m))
+}
+
+func (f modeFlag) Set(s string) error {
+	n, err := strconv.ParseUint(s, 8, 32)
+	switch {
+	case err != nil || n > 0o777:
+		return errors.New("want octal permission bits such as 0600 or 0640")
+	case n&0o600 != 0o600:
+		return errors.New("the owner needs read and write (0600)")
+	case n&0o022 != 0:
+		return errors.New("group or others could rewrite the holder's record; leave out their write bits")
+	}
+	*f.m = os.FileMode(n)
 	return nil
 }
