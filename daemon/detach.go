@@ -32,7 +32,10 @@ const DefaultStartTimeout = 90 * time.Second
 type DetachOptions struct {
 	// Output is the file the daemon's stdout and stderr are appended to (created 0640,
 	// less the umask, if missing). Empty means /dev/null. stdin is always /dev/null. A
-	// relative path is resolved in the starting process's working directory.
+	// relative path is resolved in the starting process's working directory. It is
+	// opened without following a symbolic link that another user controls, and refused
+	// unless it is a regular file of root's or ours in a directory that only root or we
+	// can change (or a sticky one), like every directory on the way to it.
 	Output string
 	// Umask is the daemon's umask; zero means DefaultUmask. A daemon that really wants
 	// mask 0 calls syscall.Umask(0) after Detach.
@@ -80,9 +83,9 @@ func (h *Handle) Detached() bool { return h.detached }
 // foreground, DetachOptions.ExtraFiles itself.
 func (h *Handle) Files() []*os.File { return h.files }
 
-// ReopenOutput reopens DetachOptions.Output (append, created 0640 if missing) onto
-// descriptors 1 and 2, so that after logrotate moved the file the daemon writes to a new
-// one; call it on SIGUSR1. It does nothing in the foreground or when the output is
+// ReopenOutput reopens DetachOptions.Output (append, created 0640 if missing, under the
+// same rules) onto descriptors 1 and 2, so that after logrotate moved the file the
+// daemon writes to a new one; call it on SIGUSR1. It does nothing in the foreground or when the output is
 // /dev/null. On error the old descriptors stay.
 func (h *Handle) ReopenOutput() error {
 	if !h.detached || h.output == "" {

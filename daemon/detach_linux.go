@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"guard/internal/safepath"
 )
 
 // self is what every stage re-executes: the running binary, even if it was replaced or
@@ -33,11 +35,7 @@ func startStage1(opts DetachOptions) (*starter, error) {
 		return nil, err
 	}
 	defer in.Close()
-	outPath := opts.Output
-	if outPath == "" {
-		outPath = os.DevNull
-	}
-	out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	out, err := openOutput(opts.Output)
 	if err != nil {
 		return nil, fmt.Errorf("open output: %w", err)
 	}
@@ -176,9 +174,22 @@ func cloexecFrom(first int) error {
 	return nil
 }
 
-// reopenOutput opens path (append, created 0640 if missing) onto descriptors 1 and 2.
+// openOutput opens the output file for appending, created 0640 (less the umask) if
+// missing, or /dev/null when path is empty. The file is opened through
+// safepath.OpenFile: no symbolic link is followed that root or we do not own in a
+// directory only root or we can change, no directory on the way may be writable by
+// others without the sticky bit, and the file must be a regular file of root's or ours
+// (refusals match safepath.ErrUnsafe).
+func openOutput(path string) (*os.File, error) {
+	if path == "" {
+		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	}
+	return safepath.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+}
+
+// reopenOutput opens path as openOutput does onto descriptors 1 and 2.
 func reopenOutput(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := openOutput(path)
 	if err != nil {
 		return fmt.Errorf("reopen output: %w", err)
 	}

@@ -5,18 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"guard/internal/safepath"
 )
 
 // maxPrevious bounds how much of a previous textfile is read.
@@ -37,6 +36,13 @@ const maxPrevious = 1 << 20
 // A failed run carries the previous last-success time over; a skipped run
 // (ResultSkipped) only counts, keeping the previous exit code and duration.
 //
+// dir is resolved without following a symbolic link that another user
+// could have planted (guard/internal/safepath): every directory on the way
+// must be root's or the caller's and not writable by others unless sticky,
+// and links are followed only when root or the caller owns them; otherwise
+// the error matches safepath.ErrUnsafe. The previous file is read only if it
+// is a regular file of root or the caller.
+//
 // The file is replaced atomically: written to a temporary file in dir whose
 // name does not end in ".prom" (so node_exporter ignores it), created with
 // O_EXCL|O_NOFOLLOW, synced, then renamed over dir/name.prom; the directory
@@ -49,16 +55,25 @@ func WriteTextfile(dir, name string, run JobRun) error {
 	if err := checkTextfileName(name); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, name+".prom")
-	t := readTally(path, name)
+	d, err := safepath.OpenDir(dir, safepath.Options{})
+	if err != nil {
+		return fmt.Errorf("health: textfile directory: %w", err)
+	}
+	defer d.Close()
+	file := name + ".prom"
+	t := readTally(d, file, name)
 	t.add(run.normalized())
 	var buf bytes.Buffer
 	for _, mf := range t.families(name) {
 		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
-			return fmt.Errorf("health: encode textfile %q: %w", path, err)
+			return fmt.Errorf("health: encode textfile %q: %w", filepath.Join(dir, file), err)
 		}
 	}
-	return writeAtomic(dir, name+".prom", buf.Bytes())
+	_, err = d.WriteFile(file, buf.Bytes(), 0o644)
+	if err != nil && !errors.Is(err, safepath.ErrNotSynced) { // the sync is best effort
+		return fmt.Errorf("health: write textfile: %w", err)
+	}
+	return nil
 }
 
 func checkTextfileName(name string) error {
@@ -89,17 +104,14 @@ func (t *tally) add(run JobRun) {
 	}
 }
 
-// readTally returns the tally recorded in path for name, or a zero tally if
-// path cannot be read or parsed.
-func readTally(path, name string) tally {
-	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|oNonBlock, 0)
+// readTally returns the tally recorded in file in d for name, or a zero
+// tally if it cannot be read or parsed.
+func readTally(d *safepath.Dir, file, name string) tally {
+	f, err := d.OpenFile(file, os.O_RDONLY, 0)
 	if err != nil {
 		return tally{}
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return tally{}
-	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(io.LimitReader(f, maxPrevious))
 	if err != nil {
@@ -213,43 +225,4 @@ func labels(kv ...string) []*dto.LabelPair {
 		out = append(out, &dto.LabelPair{Name: &kv[i], Value: &kv[i+1]})
 	}
 	return out
-}
-
-// writeAtomic replaces dir/base with data through a synced temporary file
-// in dir that never ends in ".prom".
-func writeAtomic(dir, base string, data []byte) (err error) {
-	var f *os.File
-	for range 100 {
-		tmp := filepath.Join(dir, "."+base+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
-		if !errors.Is(err, fs.ErrExist) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("health: create textfile: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("health: write textfile: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("health: sync textfile: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("health: close textfile: %w", err)
-	}
-	if err = os.Rename(f.Name(), filepath.Join(dir, base)); err != nil {
-		return fmt.Errorf("health: install textfile: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // best effort: the new file is already in place
-		_ = d.Close()
-	}
-	return nil
 }

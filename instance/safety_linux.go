@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"guard/internal/safepath"
 )
 
 // networkFS lists statfs f_type magic numbers of file systems whose flock(2)
@@ -43,6 +44,7 @@ func NetworkFS(ftype int64) string { return networkFS[ftype] }
 // through it, so a directory renamed or swapped for a symlink after the check
 // cannot redirect guard.
 type dir struct {
+	sd   *safepath.Dir
 	fd   int
 	path string // as the user named it
 	via  string // /proc/self/fd/N
@@ -59,17 +61,20 @@ func (d *dir) noteFreeFD() {
 	}
 }
 
-func (d *dir) close() { unix.Close(d.fd) }
+func (d *dir) close() { d.sd.Close() }
 
-// openDir opens the directory that will hold a lock file and refuses it if
-// users other than its owner and root can change its entries, or it is on a
-// network file system (unless allowNet).
+// openDir opens the directory that will hold a lock file through
+// safepath.OpenDir, which refuses it (and any directory on the way) if users
+// other than its owner and root can change its entries, and follows only
+// symbolic links that root or we own in such directories. It also refuses a
+// directory on a network file system (unless allowNet).
 func openDir(path string, allowNet bool) (*dir, error) {
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	sd, err := safepath.OpenDir(path, safepath.Options{})
 	if err != nil {
-		return nil, &os.PathError{Op: "open directory", Path: path, Err: err}
+		return nil, unsafeError(err)
 	}
-	d := &dir{fd: fd, path: path, via: "/proc/self/fd/" + strconv.Itoa(fd), hint: -1}
+	fd := sd.FD()
+	d := &dir{sd: sd, fd: fd, path: path, via: "/proc/self/fd/" + strconv.Itoa(fd), hint: -1}
 	if err := d.check(allowNet); err != nil {
 		d.close()
 		return nil, err
@@ -77,29 +82,16 @@ func openDir(path string, allowNet bool) (*dir, error) {
 	return d, nil
 }
 
+// unsafeError turns a safepath refusal into an *UnsafeError.
+func unsafeError(err error) error {
+	var ue *safepath.UnsafeError
+	if errors.As(err, &ue) {
+		return &UnsafeError{Path: ue.Path, Reason: ue.Reason}
+	}
+	return err
+}
+
 func (d *dir) check(allowNet bool) error {
-	real, err := os.Readlink(d.via)
-	if err != nil {
-		return &os.PathError{Op: "resolve", Path: d.path, Err: err}
-	}
-	// The directory and each ancestor must be safe from other users.
-	for p := real; ; p = filepath.Dir(p) {
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return &os.PathError{Op: "stat", Path: p, Err: err}
-		}
-		if reason := dirUnsafe(&st); reason != "" {
-			if p != real && st.Mode&unix.S_ISVTX != 0 {
-				// A sticky ancestor (/tmp) cannot have our subdirectory
-				// renamed away by others; the leaf was checked strictly.
-			} else {
-				return &UnsafeError{Path: p, Reason: reason}
-			}
-		}
-		if p == "/" || p == "." {
-			break
-		}
-	}
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(d.fd, &sfs); err != nil {
 		return &os.PathError{Op: "statfs", Path: d.path, Err: err}
@@ -108,18 +100,6 @@ func (d *dir) check(allowNet bool) error {
 		return &UnsafeError{Path: d.path, Reason: fmt.Sprintf("on a network file system (%s); flock there is unreliable (allow it explicitly to use it anyway)", name)}
 	}
 	return nil
-}
-
-// dirUnsafe says why a directory is unsafe to keep a lock in, or "".
-func dirUnsafe(st *unix.Stat_t) string {
-	euid := uint32(os.Geteuid())
-	if st.Uid != 0 && st.Uid != euid {
-		return fmt.Sprintf("directory owned by uid %d, neither root nor us (uid %d)", st.Uid, euid)
-	}
-	if st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
-		return fmt.Sprintf("directory writable by other users (mode %04o) without the sticky bit", st.Mode&0o7777)
-	}
-	return ""
 }
 
 // fileUnsafe says why an opened lock file is unsafe to use, or "".

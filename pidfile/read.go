@@ -33,8 +33,10 @@ type Snapshot struct {
 //   - the file is owned by root, the caller's effective UID or the
 //     directory's owner, and is not writable by group or others.
 //
-// Symbolic links in the directory part of path are followed, and the rule
-// applies to the directory they lead to.
+// Symbolic links in the directory part of path are followed when root, the
+// caller or the owner of the directory holding them owns them, and the rule
+// applies to every directory on the way and to the one they lead to
+// (internal/safepath with AnyOwner).
 //
 // Errors: a missing file or directory yields an *fs.PathError matching
 // fs.ErrNotExist, denied access one matching fs.ErrPermission; a file or
@@ -44,7 +46,7 @@ type Snapshot struct {
 // file in place (truncate, then write) can be caught in between, and callers
 // may retry once shortly after.
 func Read(path string) (*Snapshot, error) {
-	d, err := openDir(path, unix.O_PATH)
+	d, err := openDir(path, forReading)
 	if err != nil {
 		return nil, err
 	}

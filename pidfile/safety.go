@@ -1,11 +1,14 @@
 package pidfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"guard/internal/safepath"
 )
 
 // The trust rule shared by Read and Write (Promise 3 of the contract):
@@ -18,44 +21,52 @@ import (
 //     anyway), and must not be writable by group or others.
 //   - The final path component must be a regular file, never a symbolic link;
 //     links in the directory part (/var/run -> /run) are followed and the
-//     rule is applied to the directory they lead to.
+//     rule is applied to the directory they lead to, but only links that
+//     root, the caller or the directory's owner (for readers; root or the
+//     caller for writers) own are followed, and every directory on the way
+//     must pass the same rule (internal/safepath). Writers also need every
+//     directory to be root's or the caller's.
 
 // dir is an opened directory: everything after the check goes through fd, so
 // a directory renamed or swapped for a symlink afterwards cannot redirect it.
 type dir struct {
-	fd   int
+	sd   *safepath.Dir
+	fd   int    // sd's O_PATH descriptor
 	path string // the pid file's path as given, for errors
 	name string // the final component
 	st   unix.Stat_t
 }
 
-// openDir opens the directory of path with flags (O_PATH for reading,
-// O_RDONLY when it must be fsynced) and applies the directory rule.
-func openDir(path string, flags int) (*dir, error) {
+// Directory rules: readers and writers. Both resolve the directory with
+// safepath, which follows a symbolic link only when it is owned by root, us
+// (or, for readers, the owner of the directory holding it) and refuses
+// directories that others can write without the sticky bit.
+var (
+	// forWriting also requires every directory to be root's or ours.
+	forWriting = safepath.Options{}
+	// forReading accepts a directory of any owner: its owner is trusted
+	// for files in it anyway (see the rule above).
+	forReading = safepath.Options{AnyOwner: true}
+)
+
+// openDir opens the directory of path under the rule opts.
+func openDir(path string, opts safepath.Options) (*dir, error) {
 	name := filepath.Base(path)
 	if path == "" || name == "." || name == ".." || name == string(filepath.Separator) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: unix.EINVAL}
 	}
-	dpath := filepath.Dir(path)
-	fd, err := unix.Open(dpath, flags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	sd, err := safepath.OpenDir(filepath.Dir(path), opts)
 	if err != nil {
-		return nil, &os.PathError{Op: "open directory", Path: dpath, Err: err}
+		var ue *safepath.UnsafeError
+		if errors.As(err, &ue) {
+			return nil, &UnsafeError{Path: path, Reason: ue.Path + ": " + ue.Reason}
+		}
+		return nil, err
 	}
-	d := &dir{fd: fd, path: path, name: name}
-	if err := unix.Fstat(fd, &d.st); err != nil {
-		d.close()
-		return nil, &os.PathError{Op: "stat", Path: dpath, Err: err}
-	}
-	if d.st.Mode&0o022 != 0 && d.st.Mode&unix.S_ISVTX == 0 {
-		d.close()
-		return nil, &UnsafeError{Path: path, Reason: fmt.Sprintf(
-			"directory %s is writable by other users (mode %04o) without the sticky bit",
-			dpath, d.st.Mode&0o7777)}
-	}
-	return d, nil
+	return &dir{sd: sd, fd: sd.FD(), path: path, name: name, st: sd.Stat()}, nil
 }
 
-func (d *dir) close() { unix.Close(d.fd) }
+func (d *dir) close() { d.sd.Close() }
 
 // lstat stats the final component without following a symlink.
 func (d *dir) lstat() (unix.Stat_t, error) {

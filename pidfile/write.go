@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"guard/internal/proc"
+	"guard/internal/safepath"
 )
 
 // File is a PID file created by Write: Path and PID are what was written.
@@ -33,20 +34,23 @@ type File struct {
 // Write atomically replaces the PID file at path with "PID\n": it creates a
 // temporary file next to it (O_EXCL|O_NOFOLLOW, mode perm regardless of the
 // umask), writes and fsyncs it, renames it over path and fsyncs the
-// directory. Readers see the old file or the new one, never a partial one.
-// A crash between create and rename can leave the temporary file behind as
-// ".NAME.RANDOM.tmp"; nothing reads it.
+// directory (safepath's one atomic writer). Readers see the old file or the
+// new one, never a partial one. A crash between create and rename can leave
+// the temporary file behind as ".NAME.RANDOM.tmp"; nothing reads it.
 //
-// It refuses (an *UnsafeError) when the directory breaks the trust rule of
-// Read, or path exists as a symbolic link, a directory or anything but a
-// trusted regular file; it replaces an existing trusted regular file. It
-// never follows, truncates or chowns an existing file. perm must be
-// permission bits not writable by group or others, and pid must satisfy
-// proc.ValidPID; otherwise the error matches fs.ErrInvalid. Other failures
-// are *fs.PathError naming the path.
-//
-// Write does not check whether path names a live process: callers hold the
-// lock that makes them the only writer.
+// It refuses (an *UnsafeError) when the directory, or any directory or
+// symbolic link on the way to it, breaks the trust rule for writers (see
+// safety.go: every directory root's or the caller's, not writable by others
+// unless sticky, links only root's or the caller's), or path exists as a
+// symbolic link, a directory or anything but a trusted regular file. It also
+// refuses to replace a PID file that names another live process: one that
+// started no later than the file was written (Running, as Inspect says),
+// which is not this writer's to take over. It replaces a trusted regular
+// file whose PID is pid, dead, reused or not a valid PID. It never follows,
+// truncates or chowns an existing file. perm must be permission bits not
+// writable by group or others, and pid must satisfy proc.ValidPID;
+// otherwise the error matches fs.ErrInvalid. Other failures are
+// *fs.PathError naming the path.
 func Write(path string, pid int, perm os.FileMode) (*File, error) {
 	if perm&^0o777 != 0 || perm&0o022 != 0 {
 		return nil, &os.PathError{Op: "write pid file", Path: path,
@@ -56,7 +60,7 @@ func Write(path string, pid int, perm os.FileMode) (*File, error) {
 		return nil, &os.PathError{Op: "write pid file", Path: path,
 			Err: fmt.Errorf("pid %d out of range: %w", pid, fs.ErrInvalid)}
 	}
-	d, err := openDir(path, unix.O_RDONLY)
+	d, err := openDir(path, forWriting)
 	if err != nil {
 		return nil, err
 	}
@@ -70,62 +74,40 @@ func Write(path string, pid int, perm os.FileMode) (*File, error) {
 		if err := d.trust(&st); err != nil {
 			return nil, err
 		}
+		if err := d.refuseLive(pid, &st); err != nil {
+			return nil, err
+		}
 	}
-	tmp, fst, err := d.writeTemp([]byte(strconv.Itoa(pid)+"\n"), uint32(perm))
+	fi, err := d.sd.WriteFile(d.name, []byte(strconv.Itoa(pid)+"\n"), perm)
+	if errors.Is(err, safepath.ErrNotSynced) {
+		unix.Unlinkat(d.fd, d.name, 0) // ours: we just renamed it there
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Renameat(d.fd, tmp, d.fd, d.name); err != nil {
-		unix.Unlinkat(d.fd, tmp, 0)
-		return nil, &os.PathError{Op: "rename", Path: path, Err: err}
-	}
-	if err := unix.Fsync(d.fd); err != nil {
-		unix.Unlinkat(d.fd, d.name, 0) // ours: we just renamed it there
-		return nil, &os.PathError{Op: "fsync", Path: filepath.Dir(path), Err: err}
+	fst, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: errors.ErrUnsupported}
 	}
 	return &File{Path: path, PID: pid, dev: fst.Dev, ino: fst.Ino, dirDev: d.st.Dev, dirIno: d.st.Ino}, nil
 }
 
-// writeTemp creates a new temporary file in d holding content with mode
-// perm, fsyncs it and returns its name and stat.
-func (d *dir) writeTemp(content []byte, perm uint32) (string, unix.Stat_t, error) {
-	var st unix.Stat_t
-	var name string
-	var fd int
-	var err error
-	for range 10 {
-		name = fmt.Sprintf(".%s.%016x.tmp", d.name, rand.Uint64())
-		fd, err = unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-		if !errors.Is(err, unix.EEXIST) {
-			break
-		}
-	}
-	tmpPath := filepath.Join(filepath.Dir(d.path), name)
+// refuseLive refuses to replace the existing PID file (lstat st) when it
+// names a live process other than pid that started before it was written.
+func (d *dir) refuseLive(pid int, st *unix.Stat_t) error {
+	content, err := d.readName()
 	if err != nil {
-		return "", st, &os.PathError{Op: "create", Path: tmpPath, Err: err}
+		return err
 	}
-	f := os.NewFile(uintptr(fd), tmpPath)
-	err = unix.Fchmod(fd, perm) // the umask applied to O_CREAT
-	if err == nil {
-		_, err = f.Write(content)
+	old, err := Parse([]byte(content))
+	if err != nil || old == pid {
+		return nil // malformed, or ours: nothing of another's to keep
 	}
-	if err == nil {
-		err = f.Sync()
+	if state, _, _ := check(old, time.Unix(st.Mtim.Unix())); state != Running {
+		return nil
 	}
-	if err == nil {
-		err = unix.Fstat(fd, &st)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		unix.Unlinkat(d.fd, name, 0)
-		if _, ok := err.(*os.PathError); !ok {
-			err = &os.PathError{Op: "write", Path: tmpPath, Err: err}
-		}
-		return "", st, err
-	}
-	return name, st, nil
+	return &UnsafeError{Path: d.path, Reason: fmt.Sprintf(
+		"names PID %d, a live process that started before the file was written; not replacing it (stop that process, or remove the file if it is not its PID file)", old)}
 }
 
 // Remove deletes the PID file, but only while its path still names the file
@@ -147,7 +129,7 @@ func (f *File) Remove() error {
 	if f.done {
 		return nil
 	}
-	d, err := openDir(f.Path, unix.O_RDONLY)
+	d, err := openDir(f.Path, forWriting)
 	if errors.Is(err, fs.ErrNotExist) {
 		f.done = true
 		return nil
@@ -183,10 +165,7 @@ func (f *File) Remove() error {
 		return &os.PathError{Op: "remove", Path: f.Path, Err: err}
 	}
 	f.done = true
-	if err := unix.Fsync(d.fd); err != nil {
-		return &os.PathError{Op: "fsync", Path: filepath.Dir(f.Path), Err: err}
-	}
-	return nil
+	return d.sd.Sync()
 }
 
 // readName reads up to maxSize+1 bytes of the regular file d.name.

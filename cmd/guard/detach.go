@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"guard/daemon"
+	"guard/internal/safepath"
 )
 
 // daemonize detaches guard run (--detach). The starting process does not
@@ -45,10 +47,33 @@ func (o *runOpts) daemonize(argv []string) (*daemon.Handle, error) {
 			return nil, err
 		}
 		out = abs
+		if err := checkOutput(out); err != nil {
+			return nil, err
+		}
 	}
 	h, err := daemon.Detach(daemon.DetachOptions{Output: out})
 	if err != nil {
 		return nil, fmt.Errorf("detach: %w", err)
 	}
 	return h, nil
+}
+
+// checkOutput opens --output FILE as the daemon will (safepath: no link
+// followed that another user controls, no directory others can write
+// without the sticky bit, a regular file of root's or ours; created 0640 less
+// the umask), in the starting process only, so that a refusal exits 78 (73
+// for a missing directory) with the reason, instead of the daemon's generic
+// start failure.
+func checkOutput(path string) error {
+	if daemon.Reexecuted() {
+		return nil
+	}
+	if ok, _ := daemon.ShouldDetach(); !ok {
+		return nil // the output is not used
+	}
+	f, err := safepath.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return pathError("--output", err)
+	}
+	return f.Close()
 }

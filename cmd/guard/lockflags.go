@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"guard/instance"
+	"guard/internal/safepath"
 )
 
 // lockFlags are the flags every command takes to name the lock.
@@ -93,7 +95,11 @@ func (lf *lockFlags) resolve() (path, name string, err error) {
 }
 
 // defaultDir returns (creating it if missing) /run/guard for root,
-// $XDG_RUNTIME_DIR/guard otherwise, or $GUARD_DIR.
+// $XDG_RUNTIME_DIR/guard otherwise, or $GUARD_DIR. The directory and the
+// way to it are resolved with safepath: a link or directory that another
+// user controls is refused (78), and the directory is created with mkdirat
+// in its checked parent, mode 0755 for root and 0700 otherwise, whatever
+// the umask.
 func defaultDir() (string, error) {
 	dir, mode := os.Getenv("GUARD_DIR"), os.FileMode(0o755)
 	if dir == "" {
@@ -108,14 +114,31 @@ func defaultDir() (string, error) {
 	if os.Getuid() != 0 {
 		mode = 0o700
 	}
-	err := os.Mkdir(dir, mode)
-	if err == nil {
-		err = os.Chmod(dir, mode) // the umask must not widen or narrow it
+	d, err := safepath.OpenDir(dir, safepath.Options{})
+	if errors.Is(err, fs.ErrNotExist) {
+		var parent *safepath.Dir
+		if parent, err = safepath.OpenDir(filepath.Dir(dir), safepath.Options{}); err == nil {
+			err = parent.Mkdir(filepath.Base(dir), mode)
+			parent.Close()
+		}
+		if err == nil || errors.Is(err, fs.ErrExist) {
+			d, err = safepath.OpenDir(dir, safepath.Options{})
+		}
 	}
-	if err != nil && !errors.Is(err, os.ErrExist) {
-		return "", fmt.Errorf("create lock directory: %w", err)
+	if err != nil {
+		return "", pathError("lock directory", err)
 	}
+	d.Close()
 	return dir, nil
+}
+
+// pathError gives a safepath refusal the contract's exit code for unsafe
+// paths (78); other errors keep theirs (see codeOf).
+func pathError(what string, err error) error {
+	if errors.Is(err, safepath.ErrUnsafe) {
+		return exitf(exitUnsafe, "%s: %v", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // newLock builds the instance lock for the resolved path.

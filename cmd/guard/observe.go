@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
-	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
 
 	"guard/health"
+	"guard/internal/safepath"
 )
 
 // observer reports a run to the health endpoints (--listen) and to
@@ -31,6 +31,11 @@ type observer struct {
 func newObserver(listen, textfileDir, path, name string) (*observer, error) {
 	o := &observer{state: new(health.State), dir: textfileDir, name: name}
 	o.state.SetLockPath(path)
+	if textfileDir != "" {
+		if err := checkTextfileDir(textfileDir, name); err != nil {
+			return nil, err
+		}
+	}
 	if listen == "" {
 		return o, nil
 	}
@@ -99,17 +104,76 @@ func (o *observer) finish(run health.JobRun) {
 	o.report(run)
 }
 
+// checkTextfileDir refuses, before the job starts, a --textfile-dir that
+// the run could not write at its end: unsafe (78; see safepath), or missing,
+// read-only or not writable by guard (73). It creates the sidecar lock that
+// writeTextfile takes.
+func checkTextfileDir(dir, name string) error {
+	d, err := safepath.OpenDir(dir, safepath.Options{})
+	if err == nil {
+		defer d.Close()
+		err = d.Writable()
+	}
+	if err == nil {
+		var f *os.File
+		if f, err = d.OpenFile(sidecar(name), os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+			f.Close()
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, safepath.ErrUnsafe):
+		return exitf(exitUnsafe, "--textfile-dir %s: %v", dir, err)
+	}
+	return exitf(exitCantCreate, "--textfile-dir %s: cannot write the textfile there: %v", dir, err)
+}
+
+// sidecar is the name of the lock file that serializes textfile writers of
+// the job name; node_exporter ignores it.
+func sidecar(name string) string { return "." + name + ".prom.lock" }
+
+// sidecarWait bounds the wait for the sidecar lock: a writer stuck holding
+// it must not keep guard from exiting.
+const sidecarWait = 5 * time.Second
+
 // writeTextfile writes DIR/NAME.prom, serialized with other guard runs of
 // the same name (a skipped run does not hold the job's lock) by a flock on
-// DIR/.NAME.prom.lock, which node_exporter ignores.
+// DIR/.NAME.prom.lock, created 0600 through the safely opened directory.
+// It gives up when the flock is not free within sidecarWait.
 func (o *observer) writeTextfile(run health.JobRun) error {
-	fl := flock.New(filepath.Join(o.dir, "."+o.name+".prom.lock"), flock.SetPermissions(0o644),
-		flock.SetFlag(os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW))
-	if err := fl.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", fl.Path(), err)
+	d, err := safepath.OpenDir(o.dir, safepath.Options{})
+	if err != nil {
+		return err
 	}
-	defer fl.Close()
+	defer d.Close()
+	f, err := d.OpenFile(sidecar(o.name), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // releases the flock
+	if err := lockWithin(f, sidecarWait); err != nil {
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
 	return health.WriteTextfile(o.dir, o.name, run)
+}
+
+// lockWithin takes an exclusive flock on f, trying again every 20 ms until
+// limit has passed.
+func lockWithin(f *os.File, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR):
+			return err
+		case time.Now().After(deadline):
+			return fmt.Errorf("still held by another writer after %v; textfile not written", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // pid is this process's PID, for the health state.

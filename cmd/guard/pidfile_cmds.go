@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"guard/internal/proc"
 	"guard/pidfile"
 )
 
@@ -93,6 +97,39 @@ func pidfileStop(t *targetFlags, timeout, killWait time.Duration) error {
 		return exitf(1, "%s: PID %d: %v; not signalling", info.Path, info.PID, err)
 	}
 	defer p.Close()
+	// p pins the process: if the PID names another one by now, the signal
+	// reaches nobody, whatever kin says about the new one.
+	if why := kin(info.PID); why != "" {
+		return exitf(exitUnsafe, "%s: PID %d is %s; refusing to signal it", info.Path, info.PID, why)
+	}
 	exited := func(ctx context.Context) bool { return p.Wait(ctx) == nil }
 	return escalate(info.Path, p, timeout, killWait, exited)
+}
+
+// kin says how pid is related to guard, or "" if it is not: guard itself,
+// one of its ancestors, the leader of its session, or a member of its
+// process group. A PID file naming any of them would have guard stop the
+// shell, script or supervisor that runs it. A process that merely shares
+// the session (a job started from the same shell) is not kin.
+func kin(pid int) string {
+	if pid == os.Getpid() {
+		return "guard itself"
+	}
+	if sid, err := unix.Getsid(0); err == nil && pid == sid {
+		return "the leader of guard's session"
+	}
+	for p, n := os.Getppid(), 0; p > 1 && n < 4096; n++ {
+		if p == pid {
+			return "an ancestor of guard"
+		}
+		st, err := proc.ReadStat(p)
+		if err != nil {
+			break
+		}
+		p = st.PPID
+	}
+	if st, err := proc.ReadStat(pid); err == nil && st.PGID == unix.Getpgrp() {
+		return "in guard's own process group"
+	}
+	return ""
 }
