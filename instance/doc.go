@@ -1,6 +1,6 @@
-// Package instance is guard's single-instance lock: an exclusive flock(2)
-// (through github.com/gofrs/flock) on a lock file whose inode is the lock,
-// with the holder's record written into the file in place.
+// Package instance is guard's single-instance lock: an exclusive flock(2) on
+// a lock file whose inode is the lock, with the holder's record written into
+// the file in place.
 //
 // The model:
 //
@@ -19,6 +19,20 @@
 //     previous token plus one and the acquisition time in microseconds since
 //     the Unix epoch, so even a lost or deleted lock file cannot make it go
 //     back (unless the wall clock is set back at the same time).
+//   - The lock belongs to an open file description opened read-only; the
+//     record is written through a second descriptor. A child that inherits
+//     the locked description (FileLease.Inherit) holds the lock as long as it
+//     runs and cannot write the record. Release never unlocks explicitly: it
+//     closes, so the lock ends only when the last process holding the
+//     description has closed it, as with flock(1). (gofrs/flock's Close
+//     always unlocks, which would drop the lock under such a child; the
+//     flock(2) calls are therefore made here, in filelock's style.)
+//   - A lease notices within CheckInterval that its path no longer names the
+//     locked file, or that its description no longer holds the lock (a child
+//     ran flock -u); it never writes a record without holding the lock.
+//   - A run that has to create the lock file first checks that no process
+//     still holds the lock on a deleted file of that path; if one does, the
+//     lock is busy.
 //   - Contention is not an error of the lock: TryLock reports it as a
 //     *HeldError, which matches ErrHeld and carries the holder.
 //   - Inspect finds the holder without touching the lock, from /proc/locks and

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -47,18 +46,6 @@ type dir struct {
 	sd   *safepath.Dir
 	fd   int
 	path string // as the user named it
-	via  string // /proc/self/fd/N
-	hint int    // lowest free descriptor when noted, or -1 (see ownFD)
-}
-
-// noteFreeFD records the lowest free descriptor, which the next open will
-// most likely get.
-func (d *dir) noteFreeFD() {
-	d.hint = -1
-	if fd, err := unix.FcntlInt(uintptr(d.fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
-		unix.Close(fd)
-		d.hint = fd
-	}
 }
 
 func (d *dir) close() { d.sd.Close() }
@@ -74,7 +61,7 @@ func openDir(path string, allowNet bool) (*dir, error) {
 		return nil, unsafeError(err)
 	}
 	fd := sd.FD()
-	d := &dir{sd: sd, fd: fd, path: path, via: "/proc/self/fd/" + strconv.Itoa(fd), hint: -1}
+	d := &dir{sd: sd, fd: fd, path: path}
 	if err := d.check(allowNet); err != nil {
 		d.close()
 		return nil, err
