@@ -73,7 +73,7 @@ func checkOutput(path string) error {
 	}
 	f, err := safepath.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
-		return pathError("--output", err)
+		return fmt.Errorf("--output: %w", err)
 	}
 	return f.Close()
 }

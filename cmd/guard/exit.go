@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"guard/instance"
+	"guard/internal/safepath"
 	"guard/pidfile"
 )
 
@@ -61,7 +62,8 @@ func codeOf(err error) int {
 		return exitUsage
 	case errors.Is(err, instance.ErrHeld):
 		return exitBusy
-	case errors.Is(err, instance.ErrUnsafe), errors.Is(err, pidfile.ErrUnsafe), errors.Is(err, pidfile.ErrMalformed):
+	case errors.Is(err, instance.ErrUnsafe), errors.Is(err, pidfile.ErrUnsafe), errors.Is(err, pidfile.ErrMalformed),
+		errors.Is(err, safepath.ErrUnsafe):
 		return exitUnsafe
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EPERM):
 		return exitPerm

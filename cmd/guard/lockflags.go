@@ -126,19 +126,10 @@ func defaultDir() (string, error) {
 		}
 	}
 	if err != nil {
-		return "", pathError("lock directory", err)
+		return "", fmt.Errorf("lock directory: %w", err)
 	}
 	d.Close()
 	return dir, nil
-}
-
-// pathError gives a safepath refusal the contract's exit code for unsafe
-// paths (78); other errors keep theirs (see codeOf).
-func pathError(what string, err error) error {
-	if errors.Is(err, safepath.ErrUnsafe) {
-		return exitf(exitUnsafe, "%s: %v", what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }
 
 // newLock builds the instance lock for the resolved path.
