@@ -48,15 +48,19 @@ func hasFlockLine(fdinfo []byte) bool {
 // deletedHolder looks, after this process created and locked the lock file
 // (open as fd), for another process that still holds a flock on a deleted
 // file that had the same path: the holder of a lock file someone removed,
-// whose job still runs. It returns that holder, or nil. It reads every
-// process's descriptors, so it runs only when the lock file was just created
-// (first use, after a reboot, or after the file was deleted).
+// whose job still runs. It returns that holder, or nil. A deleted file this
+// process itself still has open is its own earlier lock (a holder taking the
+// lock again on a new file while its job keeps the old one): those are
+// skipped. It reads every process's descriptors, so it runs only when the
+// lock file was just created (first use, after a reboot, or after the file
+// was deleted).
 func deletedHolder(path string, fd int) *Holder {
 	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
 		return nil
 	}
 	want := real + " (deleted)"
+	ours := deletedOpen("self", want)
 	pids, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -67,7 +71,7 @@ func deletedHolder(path string, fd int) *Holder {
 		if err != nil || pid == self {
 			continue
 		}
-		if procHoldsLockOn(pid, want) {
+		if procHoldsLockOn(pid, want, ours) {
 			return &Holder{Path: path, State: Held, LockPID: pid,
 				Reason: fmt.Sprintf("PID %d still holds the lock on a deleted lock file of this path; its run is not over", pid)}
 		}
@@ -75,9 +79,31 @@ func deletedHolder(path string, fd int) *Holder {
 	return nil
 }
 
+// fileID is a file's device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// deletedOpen returns the files that process pid ("self" or a number) has
+// open under the link text target.
+func deletedOpen(pid, target string) map[fileID]bool {
+	base := "/proc/" + pid + "/fd/"
+	fds, _ := os.ReadDir(base)
+	ids := map[fileID]bool{}
+	for _, f := range fds {
+		if link, err := os.Readlink(base + f.Name()); err != nil || link != target {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(base+f.Name(), &st) == nil {
+			ids[fileID{st.Dev, st.Ino}] = true
+		}
+	}
+	return ids
+}
+
 // procHoldsLockOn reports whether process pid has a descriptor whose link
-// reads target and whose open file description holds a flock.
-func procHoldsLockOn(pid int, target string) bool {
+// reads target, on a file not in skip, whose open file description holds a
+// flock.
+func procHoldsLockOn(pid int, target string, skip map[fileID]bool) bool {
 	base := "/proc/" + strconv.Itoa(pid)
 	fds, err := os.ReadDir(base + "/fd")
 	if err != nil {
@@ -85,6 +111,10 @@ func procHoldsLockOn(pid int, target string) bool {
 	}
 	for _, f := range fds {
 		if link, err := os.Readlink(base + "/fd/" + f.Name()); err != nil || link != target {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(base+"/fd/"+f.Name(), &st) == nil && skip[fileID{st.Dev, st.Ino}] {
 			continue
 		}
 		if info, err := os.ReadFile(base + "/fdinfo/" + f.Name()); err == nil && hasFlockLine(info) {
