@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"syscall"
 	"time"
@@ -211,9 +210,6 @@ func (j *Job) run(ctx context.Context, started chan<- error) {
 		started <- err
 		return
 	}
-	chld := make(chan os.Signal, 1)
-	signal.Notify(chld, syscall.SIGCHLD)
-	defer signal.Stop(chld)
 	cmd := j.spec.Cmd
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -227,7 +223,10 @@ func (j *Job) run(ctx context.Context, started chan<- error) {
 	}
 	started <- nil
 	s := &supervisor{spec: &j.spec, cmd: cmd, res: &j.result, exited: j.exited}
-	s.loop(ctx, chld, j.ctl)
+	exits, ack, quit := make(chan int), make(chan struct{}), make(chan struct{})
+	defer close(quit)
+	go watchExits(exits, ack, quit)
+	s.loop(ctx, exits, ack, j.ctl)
 }
 
 // SignalCause returns a cause that matches ErrSignal and names sig, for a

@@ -28,7 +28,9 @@ type supervisor struct {
 	sweep    *time.Ticker
 }
 
-func (s *supervisor) loop(ctx context.Context, chld <-chan os.Signal, ctl <-chan control) {
+// loop runs until the job is over. exits reports children that exited (see
+// watchExits), each to be acknowledged on ack once reaped.
+func (s *supervisor) loop(ctx context.Context, exits <-chan int, ack chan<- struct{}, ctl <-chan control) {
 	ctxDone := ctx.Done()
 	var killC, sweepC <-chan time.Time
 	defer func() {
@@ -39,11 +41,15 @@ func (s *supervisor) loop(ctx context.Context, chld <-chan os.Signal, ctl <-chan
 			s.sweep.Stop()
 		}
 	}()
-	s.reapAll() // a main process that ended before SIGCHLD was caught
 	for !s.over {
 		select {
-		case <-chld:
+		case pid := <-exits:
 			s.reapAll()
+			if pid < 0 {
+				s.over = true // no children: the tree is empty
+			} else if !s.over {
+				ack <- struct{}{}
+			}
 		case sig := <-s.spec.Signals:
 			s.onSignal(sig)
 		case c := <-ctl:
@@ -173,6 +179,9 @@ func (s *supervisor) reapMain() {
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		s.spec.Logf("wait for the job: %v", err)
+	}
+	if !hasChildren() {
+		return // the common case: nothing left, and no /proc scan to learn it
 	}
 	left := len(descendants())
 	s.res.Leftovers = left

@@ -104,8 +104,47 @@ func peekExited() (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		raw := (*[unsafe.Sizeof(info)]byte)(unsafe.Pointer(&info))
-		return int(int32(binary.NativeEndian.Uint32(raw[siginfoPIDOffset:]))), nil
+		return siginfoPID(&info), nil
+	}
+}
+
+func siginfoPID(info *unix.Siginfo) int {
+	raw := (*[unsafe.Sizeof(*info)]byte)(unsafe.Pointer(info))
+	return int(int32(binary.NativeEndian.Uint32(raw[siginfoPIDOffset:])))
+}
+
+// watchExits reports on exits, without reaping, each child that exits:
+// blocked in waitid(P_ALL, WEXITED|WNOWAIT), it sends the PID and waits for
+// ack (the loop reaped it) before it looks again, and sends -1 once there are
+// no children left. It returns when quit is closed; a wait it is blocked in
+// then ends with the next child's exit, or at once if there is none.
+func watchExits(exits chan<- int, ack, quit <-chan struct{}) {
+	for {
+		pid := -1
+		for {
+			var info unix.Siginfo
+			err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err == nil {
+				pid = siginfoPID(&info)
+			}
+			break
+		}
+		select {
+		case exits <- pid:
+		case <-quit:
+			return
+		}
+		if pid < 0 {
+			return
+		}
+		select {
+		case <-ack:
+		case <-quit:
+			return
+		}
 	}
 }
 
