@@ -12,9 +12,10 @@ var ErrHeld = errors.New("lock is held by another process")
 // ErrUnsafe is matched by every *UnsafeError.
 var ErrUnsafe = errors.New("refused as unsafe")
 
-// ErrLost is the cause a Lease reports once the lock's path no longer names
-// the locked file.
-var ErrLost = errors.New("lock file was deleted or replaced")
+// ErrLost is the cause a Lease reports once it no longer protects
+// exclusivity: the lock's path no longer names the locked file, or the locked
+// descriptor was unlocked behind the holder's back.
+var ErrLost = errors.New("lock lost")
 
 // HeldError reports that the lock is busy. Holder is what Inspect found out
 // about the holder; it may be nil if that could not be read.

@@ -225,13 +225,13 @@ func (le *FileLease) check() error {
 	err := unix.Lstat(le.path, &st)
 	switch {
 	case errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("%s: %w (deleted)", le.path, ErrLost)
+		return fmt.Errorf("%s: %w: the lock file was deleted", le.path, ErrLost)
 	case err == nil && (st.Dev != le.dev || st.Ino != le.ino):
-		return fmt.Errorf("%s: %w (replaced by another file)", le.path, ErrLost)
+		return fmt.Errorf("%s: %w: the lock file was replaced by another file", le.path, ErrLost)
 	}
 	// err != nil otherwise: cannot tell (e.g. EACCES on a parent); go on.
 	if held, known := fdHoldsFlock(le.lockFD); known && !held {
-		return fmt.Errorf("%s: %w (unlocked by a process that inherited the lock, e.g. flock -u)", le.path, ErrLost)
+		return fmt.Errorf("%s: %w: a process that inherited the locked descriptor unlocked it (flock -u?)", le.path, ErrLost)
 	}
 	return nil
 }

@@ -29,7 +29,8 @@ type Lease interface {
 	// Since is when the lock was taken.
 	Since() time.Time
 	// Lost is closed when the lease stops protecting exclusivity (the lock
-	// file was deleted or replaced, or a distributed session expired).
+	// file was deleted or replaced, the lock was dropped behind the holder's
+	// back, or a distributed session expired).
 	Lost() <-chan struct{}
 	// Err returns why the lease was lost, or nil while it holds.
 	Err() error
