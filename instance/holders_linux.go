@@ -43,6 +43,7 @@ func scanHolders(dev, ino uint64) (holderScan, error) {
 	if err != nil {
 		return s, err
 	}
+	buf := make([]byte, 8192)
 	for _, n := range names {
 		if n == "" || n[0] < '0' || n[0] > '9' {
 			continue
@@ -51,7 +52,7 @@ func scanHolders(dev, ino uint64) (holderScan, error) {
 		if err != nil {
 			continue
 		}
-		hp, ok, err := heldBy(pid, dev, ino)
+		hp, ok, err := heldBy(pid, dev, ino, buf)
 		switch {
 		case errors.Is(err, os.ErrPermission):
 			s.unreadable++
@@ -64,38 +65,53 @@ func scanHolders(dev, ino uint64) (holderScan, error) {
 
 // heldBy reports whether pid holds the lock on dev/ino, through which
 // descriptor, and who the kernel says took the lock. A process that is gone
-// is (false, nil).
-func heldBy(pid int, dev, ino uint64) (HolderProc, bool, error) {
+// is (false, nil). buf is scratch space for directory entries.
+func heldBy(pid int, dev, ino uint64, buf []byte) (HolderProc, bool, error) {
 	base := "/proc/" + strconv.Itoa(pid)
-	d, err := os.Open(base + "/fd")
+	dfd, err := unix.Open(base+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return HolderProc{}, false, gone(err)
 	}
-	fds, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return HolderProc{}, false, gone(err)
-	}
-	for _, n := range fds {
-		var st unix.Stat_t
-		if unix.Stat(base+"/fd/"+n, &st) != nil || st.Dev != dev || st.Ino != ino {
+	defer unix.Close(dfd)
+	var names []string
+	for {
+		n, err := unix.Getdents(dfd, buf)
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		fd, _ := strconv.Atoi(n)
-		e, ok, err := fdLock(pid, fd, ino)
 		if err != nil {
 			return HolderProc{}, false, gone(err)
 		}
-		if !ok {
-			continue
+		if n <= 0 {
+			break
 		}
-		ps, err := proc.ReadStat(pid)
-		if err != nil {
-			return HolderProc{}, false, gone(err)
+		_, _, names = unix.ParseDirent(buf[:n], -1, names[:0])
+		for _, name := range names {
+			var st unix.Stat_t
+			if unix.Fstatat(dfd, name, &st, 0) != nil || st.Dev != dev || st.Ino != ino {
+				continue
+			}
+			if hp, ok, err := lockedFD(pid, name, ino); ok || err != nil {
+				return hp, ok, err
+			}
 		}
-		return HolderProc{PID: pid, StartTicks: ps.StartTicks, Comm: ps.Comm, FD: fd, Locker: e.pid, Write: e.write}, true, nil
 	}
 	return HolderProc{}, false, nil
+}
+
+// lockedFD checks the fdinfo of pid's descriptor fd, which names the lock
+// file, for the lock, and describes pid if it holds it.
+func lockedFD(pid int, name string, ino uint64) (HolderProc, bool, error) {
+	fd, _ := strconv.Atoi(name)
+	e, ok, err := fdLock(pid, fd, ino)
+	if err != nil || !ok {
+		return HolderProc{}, false, gone(err)
+	}
+	ps, err := proc.ReadStat(pid)
+	if err != nil {
+		return HolderProc{}, false, gone(err)
+	}
+	return HolderProc{PID: pid, StartTicks: ps.StartTicks, Comm: ps.Comm, FD: fd, Locker: e.pid, Write: e.write}, true, nil
 }
 
 // gone maps the errors of a process that exited meanwhile to nil and keeps
