@@ -144,11 +144,17 @@ func named(rec *Record) string {
 	return " (" + rec.Name + ")"
 }
 
-// procList renders processes as "123 (sleep), 456 (sh)".
+// procList renders processes as "123 (sleep), 456 (sh)", the first
+// maxListed of them.
 func procList(ps []HolderProc) string {
-	s := make([]string, len(ps))
+	const maxListed = 10
+	s := make([]string, 0, min(len(ps), maxListed)+1)
 	for i, p := range ps {
-		s[i] = p.String()
+		if i == maxListed {
+			s = append(s, fmt.Sprintf("and %d more", len(ps)-maxListed))
+			break
+		}
+		s = append(s, p.String())
 	}
 	return strings.Join(s, ", ")
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"guard/instance"
@@ -113,6 +114,9 @@ func describeStatus(h *instance.Holder) string {
 		if h.Record != nil && h.Record.PID > 0 && (h.Verified || h.Orphaned) {
 			s += fmt.Sprintf(", token %d", h.Record.Token)
 		}
+		if others := jobProcs(h); h.Verified && others != "" {
+			s += "; its job's processes " + others + " hold it too"
+		}
 		return s
 	case instance.Free:
 		return "not running (" + h.Reason + ")"
@@ -120,6 +124,21 @@ func describeStatus(h *instance.Holder) string {
 		return "not running, stale: " + h.Reason
 	}
 	return "unknown: " + h.Reason
+}
+
+// jobProcs lists the processes other than the verified holder that hold
+// the lock (those a SIGKILL of guard would leave holding it), at most ten.
+func jobProcs(h *instance.Holder) string {
+	var s []string
+	for _, p := range h.Procs {
+		if !p.Recorded {
+			s = append(s, p.String())
+		}
+	}
+	if len(s) > 10 {
+		s = append(s[:10], fmt.Sprintf("and %d more", len(s)-10))
+	}
+	return strings.Join(s, ", ")
 }
 
 // statusJSON is the JSON form of a lock's status.
