@@ -215,3 +215,28 @@ func TestOrphansUnseenByAnotherUser(t *testing.T) {
 		t.Fatal("the orphan was signalled")
 	}
 }
+
+// An orphan that ignores SIGTERM and keeps starting children (each holding
+// the lock it inherited): stop escalates to SIGKILL after --timeout, reaches
+// the children that appear meanwhile, and exits 0 once the lock is free.
+func TestStopEscalatesOnOrphans(t *testing.T) {
+	dir := lockDir(t)
+	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
+	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c",
+		`setsid sh -c 'trap "" TERM; while :; do sleep 0.05; done' & echo $! > `+pidf+`; sleep 300`)
+	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
+	orphan, _ := strconv.Atoi(strings.TrimSpace(readFile(pidf)))
+	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
+	g.cmd.Process.Signal(syscall.SIGKILL)
+	g.wait(t)
+	r := guard(t, "stop", "--lock", lock, "--timeout", "300ms")
+	if r.code != 0 || !strings.Contains(r.stdout, "killed") {
+		t.Fatalf("stop: %d %q %q, want 0 after SIGKILL", r.code, r.stdout, r.stderr)
+	}
+	if alive(orphan) {
+		t.Fatalf("the orphan PID %d survived", orphan)
+	}
+	if r := guard(t, "status", "--lock", lock); r.code != 1 {
+		t.Fatalf("status after stop: %d %q, want 1 (stale record, nobody holds it)", r.code, r.stdout)
+	}
+}
