@@ -39,14 +39,9 @@ func orphansOfKilledGuard(t *testing.T) {
 	dir := lockDir(t)
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
 	bystander := sleeper(t)
-	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "setsid sleep 300 & echo $! > "+pidf+"; sleep 300")
+	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "setsid sleep 300 & echo $$ $! > "+pidf+"; sleep 300")
 	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
-	orphan, err := strconv.Atoi(strings.TrimSpace(readFile(pidf)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Its own session: the cleanup of g's process group misses it.
-	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
+	orphan := jobOrphan(t, pidf)
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
 	if !alive(orphan) {
@@ -77,6 +72,28 @@ func orphansOfKilledGuard(t *testing.T) {
 	if !alive(bystander.cmd.Process.Pid) {
 		t.Fatal("the bystander was hurt")
 	}
+}
+
+// jobOrphan reads "JOBPID ORPHANPID" from pidf and returns the orphan's
+// PID. The cleanup kills the job's process group (guard made the job a
+// group leader, so the cleanup of guard's group misses it) and the orphan
+// (its own session).
+func jobOrphan(t *testing.T, pidf string) int {
+	t.Helper()
+	f := strings.Fields(readFile(pidf))
+	if len(f) != 2 {
+		t.Fatalf("%s: %q, want the job's and the orphan's PIDs", pidf, f)
+	}
+	job, err1 := strconv.Atoi(f[0])
+	orphan, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || job <= 1 || orphan <= 1 {
+		t.Fatalf("%s: %q", pidf, f)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-job, syscall.SIGKILL)
+		syscall.Kill(orphan, syscall.SIGKILL)
+	})
+	return orphan
 }
 
 func TestOrphansOfKilledGuard(t *testing.T) { orphansOfKilledGuard(t) }
@@ -199,10 +216,9 @@ func TestOrphansUnseenByAnotherUser(t *testing.T) {
 		t.Fatalf("copy guard: %v", err)
 	}
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
-	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "setsid sleep 300 & echo $! > "+pidf+"; sleep 300")
+	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "setsid sleep 300 & echo $$ $! > "+pidf+"; sleep 300")
 	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
-	orphan, _ := strconv.Atoi(strings.TrimSpace(readFile(pidf)))
-	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
+	orphan := jobOrphan(t, pidf)
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
 	if r := run(t, runuser, "-u", "nobody", "--", bin, "status", "--lock", lock); r.code != 4 {
@@ -223,10 +239,9 @@ func TestStopEscalatesOnOrphans(t *testing.T) {
 	dir := lockDir(t)
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
 	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c",
-		`setsid sh -c 'trap "" TERM; while :; do sleep 0.05; done' & echo $! > `+pidf+`; sleep 300`)
+		`setsid sh -c 'trap "" TERM; while :; do sleep 0.05; done' & echo $$ $! > `+pidf+`; sleep 300`)
 	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
-	orphan, _ := strconv.Atoi(strings.TrimSpace(readFile(pidf)))
-	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
+	orphan := jobOrphan(t, pidf)
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
 	r := guard(t, "stop", "--lock", lock, "--timeout", "300ms")
