@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"guard/internal/proc"
 )
 
 // State is what Inspect found a lock to be.
@@ -45,14 +44,61 @@ type Holder struct {
 	Path   string
 	State  State
 	Record *Record // the record in the file; nil if none could be read
-	// LockPID is the PID the kernel lists for the lock (0 if unknown).
+	// LockPID is the PID the kernel lists for the lock: the process that
+	// took it, which may have died since (0 if unknown).
 	LockPID int
 	// Verified is true when LockPID is the process the record describes:
 	// same PID, start time, boot and PID namespace, and it has the lock file
 	// open. Only a verified holder may be signalled.
 	Verified bool
-	// Reason explains a Stale, Unknown or unverified result.
+	// Procs are the processes seen holding the lock, by PID: those with a
+	// descriptor on the open file description the lock belongs to (the
+	// holder, and whatever inherited the descriptor from it). It may miss
+	// processes whose descriptors cannot be read (see Unreadable) or that
+	// live outside this PID namespace.
+	Procs []HolderProc
+	// Unreadable counts the processes whose descriptors could not be read
+	// (another user's, when not root): Procs may miss holders among them.
+	Unreadable int
+	// Orphaned is true when the recorded holder is gone (dead, or its PID
+	// reused) and every process in Procs holds the very lock it took (the
+	// kernel still names the recorded PID as the locker, or nobody visible):
+	// its job's processes, which inherited the locked descriptor and keep
+	// the lock. They are then proven holders and may be signalled, each
+	// after Confirm.
+	Orphaned bool
+	// Reason explains a Stale, Unknown, unverified or orphaned result.
 	Reason string
+
+	dev, ino uint64 // the lock file
+}
+
+// HolderProc is one process that holds a lock.
+type HolderProc struct {
+	PID        int
+	StartTicks uint64 // its start time, clock ticks since boot (with PID: its identity)
+	Comm       string // its command name, from /proc/PID/stat
+	FD         int    // a descriptor of it on the locked open file description
+	// Locker is the process that took the lock, as the kernel shows it to
+	// this PID namespace: 0 when it is gone or not visible here.
+	Locker int
+	Write  bool // the lock is exclusive (guard's always is)
+	// Recorded is true for the verified holder the record describes.
+	Recorded bool
+}
+
+func (p HolderProc) String() string { return fmt.Sprintf("%d (%s)", p.PID, p.Comm) }
+
+// Confirm checks again, from /proc, that p still holds the lock h describes
+// (through the same descriptor) and that its PID still names the process
+// that started at p.StartTicks. Callers that signal p open a pidfd on it
+// first (internal/proc.Open), then Confirm, so the signal reaches a process
+// proven to hold the lock. It returns nil when p still holds the lock.
+func (h *Holder) Confirm(p HolderProc) error {
+	if h.ino == 0 {
+		return errors.New("no lock file inspected")
+	}
+	return confirm(p, h.dev, h.ino)
 }
 
 // Since returns when the holder took the lock, or the zero time.
@@ -65,13 +111,20 @@ func (h *Holder) Since() time.Time {
 
 // Describe renders the holder for a one-line message.
 func (h *Holder) Describe() string {
+	rec := h.Record
 	switch {
-	case h.State == Held && h.Record != nil && h.Record.PID > 0:
-		s := fmt.Sprintf("held by PID %d", h.Record.PID)
-		if h.Record.Name != "" {
-			s += " (" + h.Record.Name + ")"
+	case h.State == Held && h.Orphaned:
+		return fmt.Sprintf("held by the job of PID %d%s since %s; %s", rec.PID, named(rec),
+			rec.Acquired.Local().Format(time.RFC3339), h.Reason)
+	case h.State == Held && !h.Verified && len(h.Procs) > 0:
+		why := h.Reason
+		if rec == nil || rec.PID <= 0 {
+			why = "not a guard record: " + why
 		}
-		s += " since " + h.Record.Acquired.Local().Format(time.RFC3339)
+		return fmt.Sprintf("held by PID %s (%s)", procList(h.Procs), why)
+	case h.State == Held && rec != nil && rec.PID > 0:
+		s := fmt.Sprintf("held by PID %d", rec.PID) + named(rec)
+		s += " since " + rec.Acquired.Local().Format(time.RFC3339)
 		if !h.Verified && h.Reason != "" {
 			s += "; " + h.Reason
 		}
@@ -82,6 +135,28 @@ func (h *Holder) Describe() string {
 		return "held (" + h.Reason + ")"
 	}
 	return h.Reason
+}
+
+func named(rec *Record) string {
+	if rec.Name == "" {
+		return ""
+	}
+	return " (" + rec.Name + ")"
+}
+
+// procList renders processes as "123 (sleep), 456 (sh)", the first
+// maxListed of them.
+func procList(ps []HolderProc) string {
+	const maxListed = 10
+	s := make([]string, 0, min(len(ps), maxListed)+1)
+	for i, p := range ps {
+		if i == maxListed {
+			s = append(s, fmt.Sprintf("and %d more", len(ps)-maxListed))
+			break
+		}
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ", ")
 }
 
 // inspect reads the lock at path without taking it.
@@ -106,14 +181,15 @@ func inspect(path string) (*Holder, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &UnsafeError{Path: path, Reason: "not a regular file"}
 	}
-	locks, lerr := flocksOn(st.Dev, st.Ino)
+	h.dev, h.ino = st.Dev, st.Ino
+	locks, lerr, scan, serr := lookup(st.Dev, st.Ino)
+	h.Procs, h.Unreadable = scan.procs, scan.unreadable
 	_, rec, rerr := readRecord(int(f.Fd()), path)
-	if lerr != nil {
-		h.State, h.Reason = Unknown, "cannot read /proc/locks: "+lerr.Error()
-		h.Record = rec
-		return h, nil
-	}
-	if len(locks) == 0 {
+	if len(locks) == 0 && len(h.Procs) == 0 {
+		if why := unseen(int(f.Fd()), lerr, serr); why != "" {
+			h.State, h.Reason, h.Record = Unknown, why, rec
+			return h, nil
+		}
 		return classifyFree(h, rec, rerr), nil
 	}
 	h.State = Held
@@ -123,9 +199,62 @@ func inspect(path string) (*Holder, error) {
 		_, rec, rerr = readRecord(int(f.Fd()), path)
 	}
 	h.Record = rec
-	h.LockPID = locks[0].pid
-	verify(h, locks, &st, rerr)
+	h.LockPID = lockerOf(locks, h.Procs)
+	gone := verify(h, locks, &st, rerr)
+	settle(h, gone, serr)
 	return h, nil
+}
+
+// lookup reads who holds the lock on dev/ino two ways: /proc/locks, and a
+// scan of every process's descriptors. When /proc/locks lists a lock that no
+// process can be seen holding, while every process could be read, the lock
+// changed hands between the two reads: both are read once more.
+func lookup(dev, ino uint64) (locks []lockEntry, lerr error, scan holderScan, serr error) {
+	for range 2 {
+		locks, lerr = flocksOn(dev, ino)
+		scan, serr = scanHolders(dev, ino)
+		if len(locks) == 0 || len(scan.procs) > 0 || serr != nil || scan.unreadable > 0 || !locksComplete() {
+			break
+		}
+	}
+	return locks, lerr, scan, serr
+}
+
+// unseen is called when no lock is listed and no process is seen holding
+// one. It returns "" when the lock is free, or why that cannot be told. In a
+// PID namespace other than the initial one, /proc/locks hides a lock whose
+// locker died or is not visible, and the holders may live outside the
+// namespace: there (and when /proc/locks cannot be read) the lock is probed
+// with a non-blocking flock(2) released at once.
+func unseen(fd int, lerr, serr error) string {
+	if lerr == nil && locksComplete() {
+		return ""
+	}
+	held, err := probeHeld(fd)
+	switch {
+	case err != nil && lerr != nil:
+		return "cannot read /proc/locks: " + lerr.Error()
+	case err != nil:
+		return "cannot test the lock: " + err.Error()
+	case !held:
+		return ""
+	case serr != nil:
+		return "held, but no process holding it can be seen: cannot read /proc: " + serr.Error()
+	}
+	return "held by a process that cannot be seen from here (another PID namespace, or another user's)"
+}
+
+// lockerOf returns the PID the kernel gives as the lock's taker.
+func lockerOf(locks []lockEntry, procs []HolderProc) int {
+	if len(locks) > 0 {
+		return locks[0].pid
+	}
+	for _, p := range procs {
+		if p.Locker > 0 {
+			return p.Locker
+		}
+	}
+	return 0
 }
 
 func classifyFree(h *Holder, rec *Record, rerr error) *Holder {
@@ -142,58 +271,6 @@ func classifyFree(h *Holder, rec *Record, rerr error) *Holder {
 		h.State, h.Reason = Stale, "a holder died while writing its record, or the record is malformed: "+rerr.Error()
 	}
 	return h
-}
-
-// verify decides whether the locking process is the one the record names.
-func verify(h *Holder, locks []lockEntry, st *unix.Stat_t, rerr error) {
-	rec := h.Record
-	switch {
-	case rerr != nil:
-		h.Reason = "record unreadable: " + rerr.Error()
-		return
-	case rec.PID == 0:
-		h.Reason = "record says released, yet the lock is held (a foreign program holds it)"
-		return
-	}
-	if boot, err := proc.BootID(); err != nil || boot != rec.BootID {
-		h.Reason = "record is from another boot"
-		return
-	}
-	if ns, err := proc.PIDNamespace(0); err != nil || ns != rec.PIDNS {
-		h.State = Unknown
-		h.Reason = "holder is in another PID namespace"
-		return
-	}
-	found := false
-	for _, l := range locks {
-		if l.pid == rec.PID {
-			found = true
-		}
-	}
-	if !found {
-		h.Reason = fmt.Sprintf("the kernel lists PID %d as the locker, not the recorded PID %d", h.LockPID, rec.PID)
-		return
-	}
-	ps, err := proc.ReadStat(rec.PID)
-	if err != nil {
-		h.Reason = fmt.Sprintf("recorded PID %d: %v", rec.PID, err)
-		return
-	}
-	if ps.StartTicks != rec.StartTicks {
-		h.Reason = fmt.Sprintf("PID %d started at another time than the recorded holder (PID reused)", rec.PID)
-		return
-	}
-	open, err := hasFileOpen(rec.PID, st.Dev, st.Ino)
-	if err != nil {
-		h.State = Unknown
-		h.Reason = fmt.Sprintf("cannot verify PID %d: %v", rec.PID, err)
-		return
-	}
-	if !open {
-		h.Reason = fmt.Sprintf("PID %d does not have the lock file open", rec.PID)
-		return
-	}
-	h.Verified = true
 }
 
 var errEmpty = fmt.Errorf("%w: empty", errPartial)

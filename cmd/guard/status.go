@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"guard/instance"
@@ -110,8 +111,11 @@ func describeStatus(h *instance.Holder) string {
 	switch h.State {
 	case instance.Held:
 		s := "running, " + h.Describe()
-		if h.Record != nil && h.Record.PID > 0 {
+		if h.Record != nil && h.Record.PID > 0 && (h.Verified || h.Orphaned) {
 			s += fmt.Sprintf(", token %d", h.Record.Token)
+		}
+		if others := jobProcs(h); h.Verified && others != "" {
+			s += "; its job's processes " + others + " hold it too"
 		}
 		return s
 	case instance.Free:
@@ -120,6 +124,21 @@ func describeStatus(h *instance.Holder) string {
 		return "not running, stale: " + h.Reason
 	}
 	return "unknown: " + h.Reason
+}
+
+// jobProcs lists the processes other than the verified holder that hold
+// the lock (those a SIGKILL of guard would leave holding it), at most ten.
+func jobProcs(h *instance.Holder) string {
+	var s []string
+	for _, p := range h.Procs {
+		if !p.Recorded {
+			s = append(s, p.String())
+		}
+	}
+	if len(s) > 10 {
+		s = append(s[:10], fmt.Sprintf("and %d more", len(s)-10))
+	}
+	return strings.Join(s, ", ")
 }
 
 // statusJSON is the JSON form of a lock's status.
@@ -138,11 +157,30 @@ type statusJSON struct {
 	Released *time.Time `json:"released,omitempty"`
 	LastPID  int        `json:"last_pid,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
+	// Holders are the processes seen holding the lock; Orphaned says they
+	// are the job of a recorded holder that is dead.
+	Holders  []holderProcJSON `json:"holders"`
+	Orphaned bool             `json:"orphaned,omitempty"`
+}
+
+// holderProcJSON is one process holding the lock.
+type holderProcJSON struct {
+	PID        int    `json:"pid"`
+	Comm       string `json:"comm"`
+	StartTicks uint64 `json:"start_ticks"`
+	FD         int    `json:"fd"`
+	Locker     int    `json:"locker_pid"`
+	Recorded   bool   `json:"recorded"`
 }
 
 func holderJSON(h *instance.Holder, name string) statusJSON {
 	j := statusJSON{Path: h.Path, Name: name, State: h.State.String(), Held: h.State == instance.Held,
-		LockPID: h.LockPID, Verified: h.Verified, Reason: h.Reason}
+		LockPID: h.LockPID, Verified: h.Verified, Reason: h.Reason, Orphaned: h.Orphaned,
+		Holders: []holderProcJSON{}}
+	for _, p := range h.Procs {
+		j.Holders = append(j.Holders, holderProcJSON{PID: p.PID, Comm: p.Comm, StartTicks: p.StartTicks,
+			FD: p.FD, Locker: p.Locker, Recorded: p.Recorded})
+	}
 	if r := h.Record; r != nil {
 		j.PID, j.Token, j.Host, j.Command, j.LastPID = r.PID, r.Token, r.Host, r.Command, r.LastPID
 		if r.Name != "" {

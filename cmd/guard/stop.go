@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,9 @@ func stopCmd(args []string) error {
 	h, _, err := t.inspect()
 	if err != nil {
 		return err
+	}
+	if h.State == instance.Held && h.Orphaned {
+		return stopOrphans(h, timeout, killWait)
 	}
 	p, err := provenHolder(h)
 	if p == nil {
@@ -97,8 +101,7 @@ func waitLockFree(ctx context.Context, path string, p *proc.Process, token uint6
 	}
 	for {
 		h, err := instance.Inspect(path)
-		if err == nil && (h.State == instance.Free || h.State == instance.Stale ||
-			h.State == instance.Held && h.Record != nil && h.Record.Token != token) {
+		if err == nil && lockFreed(h, token) {
 			return true
 		}
 		select {
@@ -137,4 +140,118 @@ func reloadCmd(args []string) error {
 	}
 	fmt.Printf("%s: sent SIGHUP to PID %d\n", h.Path, p.PID)
 	return nil
+}
+
+// orphanStop stops the processes left holding a lock whose recorded holder
+// is dead (instance.Holder.Orphaned): a job's processes that inherited the
+// locked descriptor and outlived a SIGKILLed guard. Each is signalled only
+// through a pidfd opened before instance.Holder.Confirm proved, once more,
+// that it holds the lock; never by PID, never as a group.
+type orphanStop struct {
+	path  string
+	token uint64 // the dead holder's: another token means a new holder
+	procs map[procID]*proc.Process
+	pids  []string // signalled, in order, for messages
+}
+
+func stopOrphans(h *instance.Holder, timeout, killWait time.Duration) error {
+	s := &orphanStop{path: h.Path, token: h.Record.Token, procs: map[procID]*proc.Process{}}
+	defer s.close()
+	logf("%s: %s; stopping them", h.Path, h.Reason)
+	free, err := s.phase(h, syscall.SIGTERM, timeout)
+	if err != nil || free {
+		if free {
+			fmt.Printf("%s: stopped PID %s (left holding the lock by dead PID %d)\n", h.Path, strings.Join(s.pids, ", "), h.Record.PID)
+		}
+		return err
+	}
+	logf("%s: still held %v after SIGTERM to PID %s; sending SIGKILL", h.Path, timeout, strings.Join(s.pids, ", "))
+	if free, err = s.phase(nil, syscall.SIGKILL, killWait); err != nil || free {
+		if free {
+			fmt.Printf("%s: killed PID %s (left holding the lock by dead PID %d)\n", h.Path, strings.Join(s.pids, ", "), h.Record.PID)
+		}
+		return err
+	}
+	return exitf(1, "%s: still held %v after SIGKILL to PID %s", h.Path, killWait, strings.Join(s.pids, ", "))
+}
+
+// phase sends sig to every process signalled so far and to every proven
+// holder h names, then waits up to d for the lock to be free (or taken under
+// another token), signalling holders that appear meanwhile (children the
+// orphans start). h nil means inspect afresh.
+func (s *orphanStop) phase(h *instance.Holder, sig syscall.Signal, d time.Duration) (bool, error) {
+	for _, p := range s.procs {
+		if err := p.Signal(sig); err != nil && !errors.Is(err, proc.ErrGone) {
+			return false, exitf(codeOf(err), "%s: PID %d: %v", s.path, p.PID, err)
+		}
+	}
+	deadline := time.Now().Add(d)
+	for {
+		if h == nil {
+			var err error
+			if h, err = instance.Inspect(s.path); err != nil {
+				return false, err
+			}
+		}
+		if lockFreed(h, s.token) {
+			return true, nil
+		}
+		if h.State == instance.Held && h.Orphaned && h.Record.Token == s.token {
+			for _, hp := range h.Procs {
+				if err := s.take(h, hp, sig); err != nil {
+					return false, err
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		h = nil
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// take signals hp with sig if it is not signalled yet and is proven to hold
+// the lock: a pidfd pins it first, then Confirm checks that it still holds
+// the lock and that the PID still names it. A process that is gone or no
+// longer holds the lock is passed over.
+func (s *orphanStop) take(h *instance.Holder, hp instance.HolderProc, sig syscall.Signal) error {
+	id := procID{hp.PID, hp.StartTicks}
+	if _, done := s.procs[id]; done {
+		return nil
+	}
+	p, err := proc.Open(hp.PID, hp.StartTicks)
+	if err != nil {
+		return nil // gone, or the PID names another process now
+	}
+	if err := h.Confirm(hp); err != nil {
+		p.Close()
+		return nil
+	}
+	if err := p.Signal(sig); err != nil && !errors.Is(err, proc.ErrGone) {
+		p.Close()
+		return exitf(codeOf(err), "%s: PID %d: %v", s.path, hp.PID, err)
+	}
+	s.procs[id] = p
+	s.pids = append(s.pids, hp.String())
+	return nil
+}
+
+func (s *orphanStop) close() {
+	for _, p := range s.procs {
+		p.Close()
+	}
+}
+
+// procID is a process's identity: PID and start time.
+type procID struct {
+	pid   int
+	start uint64
+}
+
+// lockFreed reports whether the hold under token has ended: nobody holds
+// the lock, or a new holder took it under another token.
+func lockFreed(h *instance.Holder, token uint64) bool {
+	return h.State == instance.Free || h.State == instance.Stale ||
+		h.State == instance.Held && h.Record != nil && h.Record.Token != token
 }
