@@ -34,24 +34,12 @@ type holderScan struct {
 // unreadable.
 func scanHolders(dev, ino uint64) (holderScan, error) {
 	var s holderScan
-	d, err := os.Open("/proc")
-	if err != nil {
-		return s, err
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
+	pids, err := procPIDs()
 	if err != nil {
 		return s, err
 	}
 	buf := make([]byte, 8192)
-	for _, n := range names {
-		if n == "" || n[0] < '0' || n[0] > '9' {
-			continue
-		}
-		pid, err := strconv.Atoi(n)
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids {
 		hp, ok, err := heldBy(pid, dev, ino, buf)
 		switch {
 		case errors.Is(err, os.ErrPermission):
@@ -63,14 +51,54 @@ func scanHolders(dev, ino uint64) (holderScan, error) {
 	return s, nil
 }
 
+// procPIDs lists the processes in /proc.
+func procPIDs() ([]int, error) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if n == "" || n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		if pid, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
 // heldBy reports whether pid holds the lock on dev/ino, through which
 // descriptor, and who the kernel says took the lock. A process that is gone
 // is (false, nil). buf is scratch space for directory entries.
-func heldBy(pid int, dev, ino uint64, buf []byte) (HolderProc, bool, error) {
-	base := "/proc/" + strconv.Itoa(pid)
-	dfd, err := unix.Open(base+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+func heldBy(pid int, dev, ino uint64, buf []byte) (hp HolderProc, ok bool, err error) {
+	werr := eachFD(pid, buf, func(dfd int, name string) bool {
+		var st unix.Stat_t
+		if unix.Fstatat(dfd, name, &st, 0) != nil || st.Dev != dev || st.Ino != ino {
+			return false
+		}
+		hp, ok, err = lockedFD(pid, name, ino)
+		return ok || err != nil
+	})
+	if werr != nil {
+		return HolderProc{}, false, werr
+	}
+	return hp, ok, err
+}
+
+// eachFD calls f with the descriptor directory of pid (an open fd on
+// /proc/PID/fd) and the name of each of its descriptors, until f returns
+// true. A process that is gone yields nil.
+func eachFD(pid int, buf []byte, f func(dfd int, name string) bool) error {
+	dfd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return HolderProc{}, false, gone(err)
+		return gone(err)
 	}
 	defer unix.Close(dfd)
 	var names []string
@@ -80,23 +108,18 @@ func heldBy(pid int, dev, ino uint64, buf []byte) (HolderProc, bool, error) {
 			continue
 		}
 		if err != nil {
-			return HolderProc{}, false, gone(err)
+			return gone(err)
 		}
 		if n <= 0 {
-			break
+			return nil
 		}
 		_, _, names = unix.ParseDirent(buf[:n], -1, names[:0])
 		for _, name := range names {
-			var st unix.Stat_t
-			if unix.Fstatat(dfd, name, &st, 0) != nil || st.Dev != dev || st.Ino != ino {
-				continue
-			}
-			if hp, ok, err := lockedFD(pid, name, ino); ok || err != nil {
-				return hp, ok, err
+			if f(dfd, name) {
+				return nil
 			}
 		}
 	}
-	return HolderProc{}, false, nil
 }
 
 // lockedFD checks the fdinfo of pid's descriptor fd, which names the lock

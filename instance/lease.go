@@ -230,20 +230,21 @@ func (le *FileLease) check() error {
 		return fmt.Errorf("%s: %w: the lock file was replaced by another file", le.path, ErrLost)
 	}
 	// err != nil otherwise: cannot tell (e.g. EACCES on a parent); go on.
-	if held, known := fdHoldsFlock(le.lockFD); known && !held {
+	if held, known := le.holdsFlock(); known && !held {
 		return fmt.Errorf("%s: %w: a process that inherited the locked descriptor unlocked it (flock -u?)", le.path, ErrLost)
 	}
 	return nil
 }
 
-// fdHoldsFlock reports whether this process's descriptor fd holds a flock,
+// holdsFlock reports whether the locked descriptor still holds the flock,
 // from /proc/self/fdinfo; known is false when that cannot be read.
-func fdHoldsFlock(fd int) (held, known bool) {
-	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+func (le *FileLease) holdsFlock() (held, known bool) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(le.lockFD))
 	if err != nil {
 		return false, false
 	}
-	return hasFlockLine(b), true
+	_, held = parseFdinfoLock(b, le.ino)
+	return held, true
 }
 
 // Release implements Lease. If the locked descriptor still holds the lock,

@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -34,17 +33,6 @@ func (d *dir) openLock(name string, mode os.FileMode) (fd int, created bool, err
 	return fd, false, nil
 }
 
-// hasFlockLine reports whether a /proc/PID/fdinfo/FD text lists a flock
-// held through that descriptor's open file description.
-func hasFlockLine(fdinfo []byte) bool {
-	for _, line := range bytes.Split(fdinfo, []byte("\n")) {
-		if bytes.HasPrefix(line, []byte("lock:")) && bytes.Contains(line, []byte("FLOCK")) {
-			return true
-		}
-	}
-	return false
-}
-
 // deletedHolder looks, after this process created and locked the lock file
 // (open as fd), for another process that still holds a flock on a deleted
 // file that had the same path: the holder of a lock file someone removed,
@@ -60,18 +48,34 @@ func deletedHolder(path string, fd int) *Holder {
 		return nil
 	}
 	want := real + " (deleted)"
-	ours := deletedOpen("self", want)
-	pids, err := os.ReadDir("/proc")
+	pids, err := procPIDs()
 	if err != nil {
 		return nil
 	}
+	buf := make([]byte, 8192)
+	ours := map[fileID]bool{}
 	self := os.Getpid()
-	for _, p := range pids {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self {
+	eachFD(self, buf, func(dfd int, name string) bool {
+		if id, ok := deletedFile(dfd, name, want); ok {
+			ours[id] = true
+		}
+		return false
+	})
+	for _, pid := range pids {
+		if pid == self {
 			continue
 		}
-		if procHoldsLockOn(pid, want, ours) {
+		found := false
+		eachFD(pid, buf, func(dfd int, name string) bool {
+			id, ok := deletedFile(dfd, name, want)
+			if !ok || ours[id] {
+				return false
+			}
+			n, _ := strconv.Atoi(name)
+			_, found, _ = fdLock(pid, n, id.ino)
+			return found
+		})
+		if found {
 			return &Holder{Path: path, State: Held, LockPID: pid,
 				Reason: fmt.Sprintf("PID %d still holds the lock on a deleted lock file of this path; its run is not over", pid)}
 		}
@@ -82,44 +86,17 @@ func deletedHolder(path string, fd int) *Holder {
 // fileID is a file's device and inode.
 type fileID struct{ dev, ino uint64 }
 
-// deletedOpen returns the files that process pid ("self" or a number) has
-// open under the link text target.
-func deletedOpen(pid, target string) map[fileID]bool {
-	base := "/proc/" + pid + "/fd/"
-	fds, _ := os.ReadDir(base)
-	ids := map[fileID]bool{}
-	for _, f := range fds {
-		if link, err := os.Readlink(base + f.Name()); err != nil || link != target {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat(base+f.Name(), &st) == nil {
-			ids[fileID{st.Dev, st.Ino}] = true
-		}
+// deletedFile reports whether descriptor name in the /proc/PID/fd directory
+// dfd links to target, and which file it is.
+func deletedFile(dfd int, name, target string) (fileID, bool) {
+	b := make([]byte, len(target)+1)
+	n, err := unix.Readlinkat(dfd, name, b)
+	if err != nil || n != len(target) || string(b[:n]) != target {
+		return fileID{}, false
 	}
-	return ids
-}
-
-// procHoldsLockOn reports whether process pid has a descriptor whose link
-// reads target, on a file not in skip, whose open file description holds a
-// flock.
-func procHoldsLockOn(pid int, target string, skip map[fileID]bool) bool {
-	base := "/proc/" + strconv.Itoa(pid)
-	fds, err := os.ReadDir(base + "/fd")
-	if err != nil {
-		return false
+	var st unix.Stat_t
+	if unix.Fstatat(dfd, name, &st, 0) != nil {
+		return fileID{}, false
 	}
-	for _, f := range fds {
-		if link, err := os.Readlink(base + "/fd/" + f.Name()); err != nil || link != target {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat(base+"/fd/"+f.Name(), &st) == nil && skip[fileID{st.Dev, st.Ino}] {
-			continue
-		}
-		if info, err := os.ReadFile(base + "/fdinfo/" + f.Name()); err == nil && hasFlockLine(info) {
-			return true
-		}
-	}
-	return false
+	return fileID{st.Dev, st.Ino}, true
 }
