@@ -160,7 +160,13 @@ func procList(ps []HolderProc) string {
 }
 
 // inspect reads the lock at path without taking it.
-func inspect(path string) (*Holder, error) {
+func inspect(path string) (*Holder, error) { return inspectLock(path, false) }
+
+// inspectLock is inspect; quick skips the scan of every process's
+// descriptors when /proc/locks names a holder that the record proves (the
+// busy path of a run, which only names the holder), and falls back to the
+// full look otherwise.
+func inspectLock(path string, quick bool) (*Holder, error) {
 	h := &Holder{Path: path}
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -182,7 +188,7 @@ func inspect(path string) (*Holder, error) {
 		return nil, &UnsafeError{Path: path, Reason: "not a regular file"}
 	}
 	h.dev, h.ino = st.Dev, st.Ino
-	locks, lerr, scan, serr := lookup(st.Dev, st.Ino)
+	locks, lerr, scan, serr, scanned := lookup(st.Dev, st.Ino, quick)
 	h.Procs, h.Unreadable = scan.procs, scan.unreadable
 	_, rec, rerr := readRecord(int(f.Fd()), path)
 	if len(locks) == 0 && len(h.Procs) == 0 {
@@ -201,6 +207,9 @@ func inspect(path string) (*Holder, error) {
 	h.Record = rec
 	h.LockPID = lockerOf(locks, h.Procs)
 	gone := verify(h, locks, &st, rerr)
+	if !scanned && !h.Verified {
+		return inspectLock(path, false)
+	}
 	settle(h, gone, serr)
 	return h, nil
 }
@@ -209,15 +218,21 @@ func inspect(path string) (*Holder, error) {
 // scan of every process's descriptors. When /proc/locks lists a lock that no
 // process can be seen holding, while every process could be read, the lock
 // changed hands between the two reads: both are read once more.
-func lookup(dev, ino uint64) (locks []lockEntry, lerr error, scan holderScan, serr error) {
+//
+// quick skips the scan when /proc/locks lists a lock (scanned is false).
+func lookup(dev, ino uint64, quick bool) (locks []lockEntry, lerr error, scan holderScan, serr error, scanned bool) {
 	for range 2 {
 		locks, lerr = flocksOn(dev, ino)
+		if quick && lerr == nil && len(locks) > 0 {
+			return locks, nil, scan, nil, false
+		}
 		scan, serr = scanHolders(dev, ino)
+		scanned = true
 		if len(locks) == 0 || len(scan.procs) > 0 || serr != nil || scan.unreadable > 0 || !locksComplete() {
 			break
 		}
 	}
-	return locks, lerr, scan, serr
+	return locks, lerr, scan, serr, scanned
 }
 
 // unseen is called when no lock is listed and no process is seen holding

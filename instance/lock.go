@@ -206,7 +206,7 @@ func (l *Lock) wait(ctx context.Context, fd int) error {
 }
 
 func (l *Lock) held(ctxErr error) error {
-	h, err := inspect(l.opts.Path)
+	h, err := inspectLock(l.opts.Path, true)
 	if err != nil {
 		h = nil
 	}

@@ -216,7 +216,8 @@ func TestOrphansUnseenByAnotherUser(t *testing.T) {
 		t.Fatalf("copy guard: %v", err)
 	}
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
-	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "setsid sleep 300 & echo $$ $! > "+pidf+"; sleep 300")
+	// Readable by others (the default 0600 would stop nobody at the open).
+	g := startGuard(t, "run", "--lock", lock, "--lock-mode", "0644", "--", "sh", "-c", "setsid sleep 300 & echo $$ $! > "+pidf+"; sleep 300")
 	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
 	orphan := jobOrphan(t, pidf)
 	g.cmd.Process.Signal(syscall.SIGKILL)

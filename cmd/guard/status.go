@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -79,6 +80,11 @@ func statusCmd(args []string) error {
 		return pidfileStatus(&t, asJSON)
 	}
 	h, name, err := t.inspect()
+	if errors.Is(err, os.ErrPermission) {
+		// LSB: status is 4 when it cannot tell (a 0600 lock file of
+		// another user).
+		return exitf(lsbUnknown, "%v; cannot tell who holds the lock", err)
+	}
 	if err != nil {
 		return err
 	}
