@@ -67,9 +67,10 @@ type Spec struct {
 	// Leftovers says what happens to the rest of the tree when the main
 	// process ends.
 	Leftovers Policy
-	// OnSignal, if set, is called after each forwarded signal with the
-	// error of forwarding it (nil when it reached the job). It runs on the
-	// job's goroutine: keep it short.
+	// OnSignal, if set, is called after each signal from Signals has been
+	// acted on, with the error of forwarding it (nil when it reached the
+	// job, and for SIGTERM and SIGINT). It runs on the job's goroutine: keep
+	// it short.
 	OnSignal func(os.Signal, error)
 	// Logf, if set, receives one line per notable event (a stop, leftovers,
 	// escalation to SIGKILL). It runs on the job's goroutine.

@@ -96,7 +96,9 @@ func TestStopEscalatesToKill(t *testing.T) {
 func TestSignalsStopThenKill(t *testing.T) {
 	dir := t.TempDir()
 	sigs := make(chan os.Signal, 2)
-	j := sh(t, Spec{Signals: sigs, KillAfter: time.Hour}, dir, `trap '' TERM; touch "$D/ready"; while :; do sleep 0.05; done`)
+	told := make(chan os.Signal, 2)
+	j := sh(t, Spec{Signals: sigs, KillAfter: time.Hour, OnSignal: func(s os.Signal, _ error) { told <- s }}, dir,
+		`trap '' TERM; touch "$D/ready"; while :; do sleep 0.05; done`)
 	eventually(t, "the job", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
 	sigs <- syscall.SIGTERM
 	select {
@@ -108,6 +110,10 @@ func TestSignalsStopThenKill(t *testing.T) {
 	res := wait(t, j)
 	if s, ok := Signal(res.Cause); !ok || s != syscall.SIGTERM || !res.Killed {
 		t.Fatalf("result %+v: want killed, cause SIGTERM", res)
+	}
+	// OnSignal hears of both (guard says STOPPING=1 to systemd there).
+	if a, b := <-told, <-told; a != syscall.SIGTERM || b != syscall.SIGINT {
+		t.Fatalf("OnSignal got %v, %v; want SIGTERM, SIGINT", a, b)
 	}
 }
 

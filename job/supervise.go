@@ -84,25 +84,23 @@ func (s *supervisor) setCause(err error) {
 	}
 }
 
-// onSignal acts on a signal from the caller's channel.
+// onSignal acts on a signal from the caller's channel, then tells
+// OnSignal.
 func (s *supervisor) onSignal(sig os.Signal) {
-	if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+	var err error
+	switch n, _ := sig.(syscall.Signal); {
+	case sig == syscall.SIGTERM || sig == syscall.SIGINT:
 		s.setCause(&signalCause{sig})
 		if s.stopping {
 			s.kill() // a second one
 		} else {
 			s.stop()
 		}
+	case n == 0:
 		return
-	}
-	n, ok := sig.(syscall.Signal)
-	if !ok {
-		return
-	}
-	var err error
-	if s.reaped {
+	case s.reaped:
 		err = s.signalTree(n)
-	} else {
+	default:
 		err = s.signalGroup(n)
 	}
 	if s.spec.OnSignal != nil {
