@@ -41,7 +41,7 @@ func (l *Lock) claim(fd int, d *dir, created bool) (*FileLease, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: l.opts.Path, Err: err}
 	}
-	if r := fileUnsafe(&st); r != "" {
+	if r := d.sd.FileUnsafe(&st); r != "" {
 		return nil, &UnsafeError{Path: l.opts.Path, Reason: r}
 	}
 	if now, err := d.lstatAt(l.base); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {

@@ -89,21 +89,6 @@ func (d *dir) check(allowNet bool) error {
 	return nil
 }
 
-// fileUnsafe says why an opened lock file is unsafe to use, or "".
-func fileUnsafe(st *unix.Stat_t) string {
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "not a regular file"
-	}
-	euid := uint32(os.Geteuid())
-	if st.Uid != 0 && st.Uid != euid {
-		return fmt.Sprintf("owned by uid %d, neither root nor us (uid %d)", st.Uid, euid)
-	}
-	if st.Nlink > 1 {
-		return fmt.Sprintf("has %d hard links", st.Nlink)
-	}
-	return ""
-}
-
 // lstatAt stats name in d without following a symlink.
 func (d *dir) lstatAt(name string) (unix.Stat_t, error) {
 	var st unix.Stat_t
@@ -124,7 +109,7 @@ func (d *dir) precheck(name, full string) error {
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return &UnsafeError{Path: full, Reason: "is a symbolic link"}
 	}
-	if r := fileUnsafe(&st); r != "" {
+	if r := d.sd.FileUnsafe(&st); r != "" {
 		return &UnsafeError{Path: full, Reason: r}
 	}
 	return nil

@@ -55,7 +55,7 @@ func (d *Dir) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error
 	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
 	case err == nil:
-		if r := d.fileUnsafe(&st); r != "" {
+		if r := d.FileUnsafe(&st); r != "" {
 			return nil, &UnsafeError{Path: full, Reason: r}
 		}
 	case !errors.Is(err, unix.ENOENT):
@@ -74,7 +74,7 @@ func (d *Dir) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "stat", Path: full, Err: err}
 	}
-	if r := d.fileUnsafe(&st); r != "" {
+	if r := d.FileUnsafe(&st); r != "" {
 		unix.Close(fd)
 		return nil, &UnsafeError{Path: full, Reason: r}
 	}
@@ -87,8 +87,11 @@ func (d *Dir) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error
 	return os.NewFile(uintptr(fd), full), nil
 }
 
-// fileUnsafe says why a file found in d must not be used, or "".
-func (d *Dir) fileUnsafe(st *unix.Stat_t) string {
+// FileUnsafe says why a file found in d, with status st, must not be used,
+// or "": it is not a regular file (a link, a directory, a device, ...), it
+// belongs to a user other than root and the caller (and, with AnyOwner, the
+// directory's owner), or it has more than one hard link.
+func (d *Dir) FileUnsafe(st *unix.Stat_t) string {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 	case unix.S_IFLNK:
