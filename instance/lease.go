@@ -34,8 +34,8 @@ type FileLease struct {
 
 // claim finishes an acquisition on fd, freshly locked: it checks the file,
 // that the path still names it, that no process still holds the lock on a
-// deleted file of the same path (when this attempt created the file), and
-// writes the holder's record.
+// deleted file of the same path (when the file is new: created by this
+// attempt, or still empty), and writes the holder's record.
 func (l *Lock) claim(fd int, d *dir, created bool) (*FileLease, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -47,7 +47,10 @@ func (l *Lock) claim(fd int, d *dir, created bool) (*FileLease, error) {
 	if now, err := d.lstatAt(l.base); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
 		return nil, errReplaced
 	}
-	if created {
+	// A file this run created, or one no holder ever wrote a record into
+	// (a run that created it found it busy this way and left it empty), may
+	// stand where a lock file was deleted under a running job.
+	if created || st.Size == 0 {
 		if h := deletedHolder(l.opts.Path, fd); h != nil {
 			return nil, &HeldError{Path: l.opts.Path, Holder: h}
 		}

@@ -90,21 +90,16 @@ func TestLockDamageDeletedLockFileNextRun(t *testing.T) {
 	deletedLockFile(t, 1, 0)
 }
 
-// BUG (new code; this test fails on purpose until it is fixed): as above,
-// with several runs racing after the rm, and one more once they ended. Only
-// the run that CREATES the new lock file looks for a holder of a deleted
-// file of that path (instance/lease.go, claim: `if created`). That run is
-// busy and closes the file; the next run opens the file, which exists now,
-// is not its creator, skips the check, takes the lock and overlaps the
-// holder until the holder notices and stops its job. Reproduce:
+// As above, with several runs racing after the rm, and one more once they
+// ended. The run that creates the new lock file finds the holder of the
+// deleted one and is busy, leaving the new file empty; a later run that
+// opens it finds it empty (no holder ever wrote a record there) and looks
+// again, so it is busy too:
 //
 //	guard run --lock L -- flock -n -E 99 W sleep 30 &   # until it runs
 //	rm L
-//	guard run --lock L -- flock -n -E 99 W true   # 75, good
-//	guard run --lock L -- flock -n -E 99 W true   # 99: overlapped; want 75
-//
-// Concurrent racers hit it too: the loser of O_CREAT|O_EXCL opens the
-// winner's file.
+//	guard run --lock L -- flock -n -E 99 W true   # 75
+//	guard run --lock L -- flock -n -E 99 W true   # 75, not 99 (overlap)
 func TestLockDamageDeletedLockFileRace(t *testing.T) {
 	deletedLockFile(t, 3, 1)
 }

@@ -199,6 +199,9 @@ func (r *runner) watch(j *job.Job) job.Result {
 	}
 }
 
+// relockWait bounds the wait to take a lost lock again.
+const relockWait = 500 * time.Millisecond
+
 // errLost is the cause of a job stopped because its lock was lost.
 var errLost = errors.New("lost the lock")
 
@@ -209,7 +212,12 @@ var errLost = errors.New("lost the lock")
 func (r *runner) relock(j *job.Job) <-chan struct{} {
 	cause := r.lease.Err()
 	r.obs.state.Lost()
-	le, err := r.lock.TryLock(context.Background())
+	// A run that created the new file holds its lock for a moment while it
+	// checks for us (the holder of the deleted one) and then gives up: wait
+	// out such a check before concluding someone else has the lock.
+	ctx, cancel := context.WithTimeout(context.Background(), relockWait)
+	le, err := r.lock.Lock(ctx)
+	cancel()
 	if err != nil {
 		logf("%v; cannot take the lock again (%v); stopping the job's process tree", cause, err)
 		j.Stop(fmt.Errorf("%w: %v", errLost, cause))
