@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -182,5 +181,3 @@ func TestLockFileDeletedOrReplaced(t *testing.T) {
 		})
 	}
 }
-
-func quietly(name string, args ...string) { _ = osexec.Command(name, args...).Run() }
