@@ -43,3 +43,23 @@ var (
 	_ Locker = (*Lock)(nil)
 	_ Lease  = (*FileLease)(nil)
 )
+
+// Renewed is implemented by a Lease that a server hands to someone else
+// unless it is renewed in time (etcd). Whoever runs a job under such a lease
+// must have the job's whole process tree dead before the server can give the
+// lock away:
+//
+//   - Jeopardy is closed once renewal is overdue (half the TTL without an
+//     acknowledged renewal): report not ready, so load balancers drain.
+//   - Ending is closed when the job's tree must begin to stop (SIGTERM), a
+//     grace period before the deadline. A stop once begun goes on even if a
+//     later renewal succeeds.
+//   - Lost (from Lease) is closed at the deadline, or at once when the lease
+//     is revoked or found expired: kill the tree (SIGKILL) now.
+//
+// The local file lock does not implement it: it cannot be taken away.
+type Renewed interface {
+	Lease
+	Jeopardy() <-chan struct{}
+	Ending() <-chan struct{}
+}
