@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -177,7 +177,9 @@ func foregroundTTY() bool {
 }
 
 // watch waits for the job's end, stopping it on --timeout and when the lock
-// is lost and cannot be taken again.
+// is lost. A file lock that is lost is taken again if it can be; a renewed
+// (distributed) lease cannot be: its tree is stopped when the lease is about
+// to end and killed when it ends, before the server can give it away.
 func (r *runner) watch(j *job.Job) job.Result {
 	var timeout <-chan time.Time
 	if r.opts.timeout > 0 {
@@ -186,6 +188,11 @@ func (r *runner) watch(j *job.Job) job.Result {
 		timeout = t.C
 	}
 	lost := r.lease.Lost()
+	var jeopardy, ending <-chan struct{}
+	renewed, isRenewed := r.lease.(instance.Renewed)
+	if isRenewed {
+		jeopardy, ending = renewed.Jeopardy(), renewed.Ending()
+	}
 	for {
 		select {
 		case <-j.Done():
@@ -193,8 +200,23 @@ func (r *runner) watch(j *job.Job) job.Result {
 		case <-timeout:
 			logf("%s: job PID %d still running after --timeout %v; stopping its process tree", r.path, j.PID(), r.opts.timeout)
 			j.Stop(errTimeout)
+		case <-jeopardy:
+			jeopardy = nil
+			r.obs.state.SetReady(false)
+			logf("%s: lease renewal overdue; not ready", r.path)
+		case <-ending:
+			ending = nil
+			logf("%s: lease about to end without renewal; stopping the job's process tree", r.path)
+			j.Stop(fmt.Errorf("%w: lease about to end without renewal", errLost))
 		case <-lost:
-			lost = r.relock(j)
+			if !isRenewed {
+				lost = r.relock(j)
+				continue
+			}
+			lost = nil
+			r.obs.state.Lost()
+			logf("%v; killing the job's process tree", r.lease.Err())
+			j.Kill(fmt.Errorf("%w: %v", errLost, r.lease.Err()))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"runtime/debug"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
+// version is the binary's version (Config.Version).
 var version = "dev"
 
 // revision returns the VCS revision the binary was built from, if known.

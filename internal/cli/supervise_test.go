@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"guard/instance"
+)
+
+// renewedLease is a lease a server could take away, driven by the test
+// (package etcd's tests drive the real one against a real etcd).
+type renewedLease struct {
+	jeopardy, ending, lost chan struct{}
+}
+
+func newRenewedLease() *renewedLease {
+	return &renewedLease{make(chan struct{}), make(chan struct{}), make(chan struct{})}
+}
+
+func (l *renewedLease) Token() uint64             { return 7 }
+func (l *renewedLease) Record() instance.Record   { return instance.Record{Token: 7} }
+func (l *renewedLease) Since() time.Time          { return time.Now() }
+func (l *renewedLease) Lost() <-chan struct{}     { return l.lost }
+func (l *renewedLease) Err() error                { return errors.New("lease expired") }
+func (l *renewedLease) Release() error            { return nil }
+func (l *renewedLease) Jeopardy() <-chan struct{} { return l.jeopardy }
+func (l *renewedLease) Ending() <-chan struct{}   { return l.ending }
+
+// startRenewed runs script under le as guard run does; the run's exit code
+// arrives on the returned channel once the whole tree is gone.
+func startRenewed(t *testing.T, le *renewedLease, script string) (*observer, <-chan int) {
+	t.Helper()
+	obs, err := newObserver("", "", filepath.Join(t.TempDir(), "x.lock"), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{opts: &runOpts{killAfter: time.Minute}, lease: le, path: "/guard/x", name: "x",
+		sigs: make(chan os.Signal), obs: obs}
+	code := make(chan int, 1)
+	go func() { code <- codeOf(r.run([]string{"/bin/sh", "-c", script})) }()
+	eventually(t, "the job to start", obs.state.Ready)
+	return obs, code
+}
+
+func exitOf(t *testing.T, code <-chan int) int {
+	t.Helper()
+	select {
+	case c := <-code:
+		return c
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not end")
+		return -1
+	}
+}
+
+// Jeopardy makes the run not ready while the job runs on; Ending stops the
+// whole tree with SIGTERM; the run exits 69.
+func TestRenewedLeaseEndingStopsTree(t *testing.T) {
+	le := newRenewedLease()
+	mark := filepath.Join(t.TempDir(), "termed")
+	obs, code := startRenewed(t, le, `trap 'touch `+mark+`; exit 0' TERM; while :; do sleep 0.05; done`)
+	close(le.jeopardy)
+	eventually(t, "not ready after jeopardy", func() bool { return !obs.state.Ready() })
+	close(le.ending)
+	if c := exitOf(t, code); c != exitLost {
+		t.Fatalf("exit %d, want %d", c, exitLost)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Fatal("the job did not get SIGTERM when the lease was ending")
+	}
+}
+
+// Lost kills the whole tree at once (SIGKILL), even a job that ignores
+// SIGTERM, and does not try to take the lease again.
+func TestRenewedLeaseLostKillsTree(t *testing.T) {
+	le := newRenewedLease()
+	_, code := startRenewed(t, le, `trap '' TERM; sleep 300 & while :; do sleep 0.05; done`)
+	close(le.lost)
+	if c := exitOf(t, code); c != exitLost {
+		t.Fatalf("exit %d, want %d", c, exitLost)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
