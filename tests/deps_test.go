@@ -24,3 +24,31 @@ func TestCoreDependencies(t *testing.T) {
 		}
 	}
 }
+
+// The import rules of the design: the lock imports neither job, health nor
+// daemon; job does not watch locks; health imports neither daemon nor job;
+// no library imports the command line.
+func TestImportRules(t *testing.T) {
+	rules := map[string][]string{
+		"guard/instance":      {"guard/job", "guard/health", "guard/daemon", "guard/internal/cli"},
+		"guard/job":           {"guard/instance", "guard/health", "guard/daemon", "guard/pidfile", "guard/internal/cli"},
+		"guard/health":        {"guard/daemon", "guard/job", "guard/internal/cli"},
+		"guard/daemon":        {"guard/instance", "guard/job", "guard/health", "guard/internal/cli"},
+		"guard/pidfile":       {"guard/instance", "guard/job", "guard/health", "guard/daemon", "guard/internal/cli"},
+		"guard/internal/proc": {"guard/instance", "guard/job", "guard/health", "guard/daemon", "guard/pidfile"},
+	}
+	for pkg, banned := range rules {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		deps := strings.Fields(string(out))
+		for _, b := range banned {
+			for _, d := range deps {
+				if d == b {
+					t.Errorf("%s imports %s", pkg, b)
+				}
+			}
+		}
+	}
+}
