@@ -16,6 +16,9 @@ import (
 type Config struct {
 	// Version is the binary's version, as stamped at build time.
 	Version string
+	// Backend keeps the locks; nil means local lock files, and a command
+	// line that asks for etcd is handed over to guard-etcd.
+	Backend Backend
 }
 
 // Main runs the command line args (without the program name) and returns
@@ -23,6 +26,10 @@ type Config struct {
 func Main(args []string, cfg Config) int {
 	if cfg.Version != "" {
 		version = cfg.Version
+	}
+	backend = cfg.Backend
+	if backend == nil && wantsEtcd(args) {
+		return report(handOver(args))
 	}
 	// A reader of guard's output that went away (guard status | head -0)
 	// must not kill guard, nor, through Pdeathsig, a running job: a caught

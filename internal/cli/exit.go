@@ -15,13 +15,14 @@ import (
 
 // Exit codes of the contract.
 const (
-	exitUsage      = 64
-	exitLost       = 69 // the lock was lost and the job stopped
-	exitInternal   = 70
-	exitCantCreate = 73
-	exitBusy       = 75
-	exitPerm       = 77
-	exitUnsafe     = 78
+	exitUsage       = 64
+	exitLost        = 69 // the lock was lost and the job stopped
+	exitUnavailable = 69 // the lock's backend cannot be reached or is not installed
+	exitInternal    = 70
+	exitCantCreate  = 73
+	exitBusy        = 75
+	exitPerm        = 77
+	exitUnsafe      = 78
 )
 
 // exitError carries an explicit exit code and, unless quiet, a message.

@@ -26,6 +26,9 @@ func (lf *lockFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&lf.lock, "lock", "", "lock file `PATH`")
 	fs.StringVar(&lf.name, "name", "", "job `NAME` (logs, metrics); picks NAME.lock in the default directory when --lock is absent")
 	fs.BoolVar(&lf.allowNet, "allow-network-fs", false, "allow a lock file on a network file system (NFS, CIFS, ...)")
+	if backend != nil {
+		backend.Flags(fs)
+	}
 }
 
 // flagSet is a subcommand's FlagSet that reports errors instead of exiting:

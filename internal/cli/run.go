@@ -113,11 +113,7 @@ func runCmd(args []string) error {
 }
 
 func (o *runOpts) run(argv []string, sigs <-chan os.Signal, h *daemon.Handle) error {
-	path, name, err := o.resolve()
-	if err != nil {
-		return err
-	}
-	lk, err := o.newLock(path, name, argv)
+	lk, path, name, err := o.open(argv)
 	if err != nil {
 		return err
 	}

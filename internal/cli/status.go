@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,15 +53,11 @@ func (t *targetFlags) check() error {
 
 // inspect finds the holder of the lock named by the flags.
 func (t *targetFlags) inspect() (*instance.Holder, string, error) {
-	path, name, err := t.resolve()
+	lk, _, name, err := t.open(nil)
 	if err != nil {
 		return nil, "", err
 	}
-	lk, err := t.newLock(path, name, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	h, err := lk.Inspect(nil)
+	h, err := lk.Inspect(context.Background())
 	return h, name, err
 }
 

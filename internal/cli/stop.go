@@ -25,6 +25,9 @@ func stopCmd(args []string) error {
 	if err := t.check(); err != nil {
 		return err
 	}
+	if backend != nil {
+		return exitf(exitUsage, "stop: %v (stop the holder on its own host)", errNoBackendControl)
+	}
 	if t.pidfile != "" {
 		return pidfileStop(&t, timeout, killWait)
 	}
@@ -122,6 +125,9 @@ func reloadCmd(args []string) error {
 	tf := targetFlags{lockFlags: t}
 	if err := tf.check(); err != nil {
 		return err
+	}
+	if backend != nil {
+		return exitf(exitUsage, "reload: %v (reload the holder on its own host)", errNoBackendControl)
 	}
 	h, _, err := tf.inspect()
 	if err != nil {
