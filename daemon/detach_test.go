@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -134,7 +136,7 @@ func TestDetachFromTerminal(t *testing.T) {
 		t.Fatalf("daemon gone after the terminal closed: %v", err)
 	}
 	sigFile := filepath.Join(r.dir, "signals")
-	eventually(t, "the daemon to record SIGUSR2", func() bool {
+	guardtest.Eventually(t, "the daemon to record SIGUSR2", func() bool {
 		b, _ := os.ReadFile(sigFile)
 		return strings.Contains(string(b), syscall.SIGUSR2.String())
 	})
@@ -144,7 +146,7 @@ func TestDetachFromTerminal(t *testing.T) {
 	if err := syscall.Kill(r.facts.PID, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the daemon to exit on SIGTERM", func() bool { return goneOrZombie(r.facts.PID) })
+	guardtest.Eventually(t, "the daemon to exit on SIGTERM", func() bool { return goneOrZombie(r.facts.PID) })
 }
 
 func TestDetachPTYSlaveDoesNotBecomeControllingTerminal(t *testing.T) {
@@ -183,7 +185,7 @@ func TestDetachOutputFileAndReopen(t *testing.T) {
 	if err := syscall.Kill(r.facts.PID, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the output to be reopened at its path", func() bool {
+	guardtest.Eventually(t, "the output to be reopened at its path", func() bool {
 		b, _ := os.ReadFile(out)
 		return string(b) == "after reopen\n"
 	})
@@ -214,7 +216,7 @@ func TestDetachFailures(t *testing.T) {
 			if r.facts.PID == 0 {
 				t.Fatal("the daemon never ran")
 			}
-			eventually(t, "the daemon to be gone", func() bool { return goneOrZombie(r.facts.PID) })
+			guardtest.Eventually(t, "the daemon to be gone", func() bool { return goneOrZombie(r.facts.PID) })
 		})
 	}
 }

@@ -85,18 +85,6 @@ func helperCmd(t *testing.T, mode string, kv ...string) *exec.Cmd {
 	return cmd
 }
 
-// eventually polls cond until it holds or waitFor passes; the failure names what.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitFor, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // writeFileAtomic writes data to path through a rename, so readers never see it partial.
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // runControl runs c with test-driven (unbuffered) signal channels: a send completes once
@@ -121,7 +123,7 @@ func startReloadHelper(t *testing.T) (cmd *exec.Cmd, dir string, stdout *bytes.B
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	eventually(t, "the helper to start", func() bool { return reloadStatus(dir).Started })
+	guardtest.Eventually(t, "the helper to start", func() bool { return reloadStatus(dir).Started })
 	return cmd, dir, stdout
 }
 
@@ -155,11 +157,11 @@ func TestHundredHUPsReloadSerially(t *testing.T) {
 	cmd, dir, stdout := startReloadHelper(t)
 	setGen(t, dir, "gen-0")
 	cmd.Process.Signal(syscall.SIGHUP) // before ready: deferred
-	eventually(t, "the helper to see the early SIGHUP", func() bool { return reloadStatus(dir).HUPsSeen == 1 })
+	guardtest.Eventually(t, "the helper to see the early SIGHUP", func() bool { return reloadStatus(dir).HUPsSeen == 1 })
 	if err := os.WriteFile(filepath.Join(dir, "go-ready"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the deferred reload", func() bool { return reloadStatus(dir).Config == "gen-0" })
+	guardtest.Eventually(t, "the deferred reload", func() bool { return reloadStatus(dir).Config == "gen-0" })
 
 	for i := 1; i <= 100; i++ {
 		setGen(t, dir, fmt.Sprintf("gen-%d", i))
@@ -169,7 +171,7 @@ func TestHundredHUPsReloadSerially(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// No SIGHUP is lost: a reload starts after the last one and reads the last config.
-	eventually(t, "a reload of gen-100", func() bool { return reloadStatus(dir).Config == "gen-100" })
+	guardtest.Eventually(t, "a reload of gen-100", func() bool { return reloadStatus(dir).Config == "gen-100" })
 	r := stopReloadHelper(t, cmd, stdout)
 	if r.Overlaps != 0 || r.Early != 0 {
 		t.Errorf("%d reloads overlapped, %d ran before ready; want none", r.Overlaps, r.Early)
@@ -185,18 +187,18 @@ func TestFailedReloadKeepsRunning(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "go-ready"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the helper to be ready", func() bool { return reloadStatus(dir).Ready })
+	guardtest.Eventually(t, "the helper to be ready", func() bool { return reloadStatus(dir).Ready })
 	setGen(t, dir, "good-1")
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "reload of good-1", func() bool { return reloadStatus(dir).Config == "good-1" })
+	guardtest.Eventually(t, "reload of good-1", func() bool { return reloadStatus(dir).Config == "good-1" })
 	setGen(t, dir, "fail-2")
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "the failing reload", func() bool { return reloadStatus(dir).LastGen == "fail-2" })
+	guardtest.Eventually(t, "the failing reload", func() bool { return reloadStatus(dir).LastGen == "fail-2" })
 	cmd.Process.Signal(syscall.SIGUSR1)
-	eventually(t, "the reopen on SIGUSR1", func() bool { return reloadStatus(dir).Reopens == 1 })
+	guardtest.Eventually(t, "the reopen on SIGUSR1", func() bool { return reloadStatus(dir).Reopens == 1 })
 	setGen(t, dir, "good-3")
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "reload of good-3", func() bool { return reloadStatus(dir).Config == "good-3" })
+	guardtest.Eventually(t, "reload of good-3", func() bool { return reloadStatus(dir).Config == "good-3" })
 	r := stopReloadHelper(t, cmd, stdout)
 	if r.Total != 3 || r.Failed != 1 || uint64(r.Calls) != r.Total {
 		t.Errorf("report %+v: want 3 reloads, 1 failed", r)
@@ -215,9 +217,9 @@ func TestSecondStopSignalForcesExit(t *testing.T) {
 			exists := func(name string) func() bool {
 				return func() bool { _, err := os.Stat(filepath.Join(dir, name)); return err == nil }
 			}
-			eventually(t, "the helper to start", exists("started"))
+			guardtest.Eventually(t, "the helper to start", exists("started"))
 			cmd.Process.Signal(sig)
-			eventually(t, "the graceful stop to begin", exists("stopping"))
+			guardtest.Eventually(t, "the graceful stop to begin", exists("stopping"))
 			cmd.Process.Signal(sig)
 			if code, want := exitCode(t, cmd.Wait()), 128+int(sig); code != want {
 				t.Errorf("exit code %d after a second %v, want %d", code, sig, want)

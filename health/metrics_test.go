@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"guard/internal/guardtest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -98,7 +100,7 @@ func TestMetricsLint(t *testing.T) {
 }
 
 func TestMetricsPromtool(t *testing.T) {
-	promtool := requirePeer(t, "promtool", "promtool (Debian package prometheus)")
+	promtool := guardtest.RequirePeer(t, "promtool", "promtool (Debian package prometheus)")
 	text := gatherText(t, NewRegistry(goldenState(), BuildInfo{Version: "1.0.0"}), func(string) bool { return true })
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(text)

@@ -13,23 +13,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-)
 
-// requirePeer returns the path of the real program name on PATH. When it is
-// missing the test is skipped, naming hint (what to install), unless
-// GUARD_REQUIRE_PEERS=1, which turns a missing peer into a failure.
-func requirePeer(t *testing.T, name, hint string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("GUARD_REQUIRE_PEERS") == "1" {
-		t.Fatalf("%s not found on PATH and GUARD_REQUIRE_PEERS=1: install %s", name, hint)
-	}
-	t.Skipf("%s not found on PATH: install %s", name, hint)
-	return ""
-}
+	"guard/internal/guardtest"
+)
 
 // readProm parses dir/name.prom back with expfmt.
 func readProm(t *testing.T, dir, name string) map[string]*dto.MetricFamily {
@@ -211,7 +197,7 @@ func TestWriteTextfileEscapesName(t *testing.T) {
 }
 
 func TestWriteTextfilePromtool(t *testing.T) {
-	promtool := requirePeer(t, "promtool", "promtool (Debian package prometheus)")
+	promtool := guardtest.RequirePeer(t, "promtool", "promtool (Debian package prometheus)")
 	dir := t.TempDir()
 	for _, r := range []string{ResultSuccess, ResultFailure, ResultSkipped} {
 		if err := WriteTextfile(dir, "backup", JobRun{Result: r, ExitCode: 1, Duration: time.Second}); err != nil {

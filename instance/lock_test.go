@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 func mustNew(t *testing.T, path string) *Lock {
@@ -74,7 +76,7 @@ func TestWaitEndsWithContext(t *testing.T) {
 	// The abandoned waiter must not keep the lock once the holder is gone.
 	h.say(t, "release")
 	h.expect(t, "released")
-	waitFor(t, "lock free after an abandoned wait", func() bool {
+	guardtest.Eventually(t, "lock free after an abandoned wait", func() bool {
 		le, err := mustNew(t, path).TryLock(context.Background())
 		if err == nil {
 			le.Release()

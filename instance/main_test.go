@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The test binary doubles as a lock holder: GUARD_TEST_HOLD=PATH makes it
@@ -109,15 +108,4 @@ func (h *holder) say(t *testing.T, cmd string) {
 func tempLockDir(t *testing.T) string {
 	t.Helper()
 	return t.TempDir()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

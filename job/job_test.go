@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // A job that leaves processes behind, however they detach (background,
@@ -67,7 +69,7 @@ func TestStopWaitsForSlowWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := sh(t, Spec{KillAfter: 20 * time.Second}, dir, `setsid sh "$D/worker" & while [ ! -e "$D/ready" ]; do sleep 0.01; done; sleep 300`)
-	eventually(t, "the worker", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
+	guardtest.Eventually(t, "the worker", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
 	cause := errors.New("test stop")
 	j.Stop(cause)
 	res := wait(t, j)
@@ -99,7 +101,7 @@ func TestSignalsStopThenKill(t *testing.T) {
 	told := make(chan os.Signal, 2)
 	j := sh(t, Spec{Signals: sigs, KillAfter: time.Hour, OnSignal: func(s os.Signal, _ error) { told <- s }}, dir,
 		`trap '' TERM; touch "$D/ready"; while :; do sleep 0.05; done`)
-	eventually(t, "the job", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
+	guardtest.Eventually(t, "the job", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
 	sigs <- syscall.SIGTERM
 	select {
 	case <-j.Done():
@@ -129,12 +131,12 @@ func TestForwardedSignals(t *testing.T) {
 		}
 		got <- s
 	}}, dir, script)
-	eventually(t, "the job", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
+	guardtest.Eventually(t, "the job", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
 	for _, s := range []os.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2} {
 		sigs <- s
 		<-got
 	}
-	eventually(t, "all four signals in the job", func() bool {
+	guardtest.Eventually(t, "all four signals in the job", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "got"))
 		return strings.Count(string(b), "\n") == 4
 	})

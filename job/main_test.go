@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"guard/internal/proc"
+
+	"guard/internal/guardtest"
 )
 
 // The test binary doubles as a supervisor: GUARD_JOB_TEST_SH=SCRIPT makes it
@@ -42,17 +44,6 @@ func superviseHelper(script string) int {
 // waitLimit bounds every wait in these tests: generous, for loaded machines;
 // a test that hits it fails instead of hanging.
 const waitLimit = 30 * time.Second
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // wait waits for j with a deadline.
 func wait(t *testing.T, j *Job) Result {
@@ -88,7 +79,7 @@ func sh(t *testing.T, spec Spec, dir, script string) *Job {
 func pidFrom(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	eventually(t, path, func() bool {
+	guardtest.Eventually(t, path, func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil || !strings.HasSuffix(string(b), "\n") {
 			return false

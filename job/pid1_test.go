@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 func contextWithCause() (context.Context, context.CancelCauseFunc) {
@@ -17,7 +19,7 @@ func contextWithCause() (context.Context, context.CancelCauseFunc) {
 // orphans, kills what the job left behind, and exits as the job did.
 func TestAsPID1(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
-		skipOrFail(t, "unshare(1) from util-linux is not installed")
+		guardtest.Missing(t, "unshare(1) from util-linux is not installed")
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -30,10 +32,10 @@ func TestAsPID1(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		skipOrFail(t, "cannot run in a new PID namespace: "+err.Error())
+		guardtest.Missing(t, "cannot run in a new PID namespace: "+err.Error())
 	}
 	if strings.Contains(string(out), "unshare failed") {
-		skipOrFail(t, "cannot create a PID namespace (needs root): "+string(out))
+		guardtest.Missing(t, "cannot create a PID namespace (needs root): "+string(out))
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 7 {
 		t.Fatalf("exit %d, want the job's 7; output %q", code, out)
@@ -43,12 +45,4 @@ func TestAsPID1(t *testing.T) {
 	if b, _ := os.ReadFile(dir + "/parent"); strings.TrimSpace(string(b)) != "1" {
 		t.Fatalf("the job's parent in the namespace is %q, want the supervisor as PID 1", b)
 	}
-}
-
-func skipOrFail(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("GUARD_REQUIRE_PEERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }

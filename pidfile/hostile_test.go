@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"guard/internal/proc"
+
+	"guard/internal/guardtest"
 )
 
 // TestHostilePIDFilesNeverSignalled feeds PID files naming init, "every
@@ -33,10 +35,10 @@ func TestHostilePIDFilesNeverSignalled(t *testing.T) {
 	}
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
-		needPeer(t, "unshare(1) from util-linux not found: %v", err)
+		guardtest.Missing(t, fmt.Sprintf("unshare(1) from util-linux not found: %v", err))
 	}
 	if _, err := exec.LookPath("sleep"); err != nil {
-		needPeer(t, "sleep(1) not found: %v", err)
+		guardtest.Missing(t, fmt.Sprintf("sleep(1) not found: %v", err))
 	}
 	args := []string{"--pid", "--fork", "--mount-proc", "--kill-child"}
 	if os.Geteuid() != 0 {
@@ -54,7 +56,7 @@ func TestHostilePIDFilesNeverSignalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		needPeer(t, "cannot run unshare: %v", err)
+		guardtest.Missing(t, fmt.Sprintf("cannot run unshare: %v", err))
 	}
 	var lines []string
 	done := false
@@ -67,7 +69,7 @@ func TestHostilePIDFilesNeverSignalled(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	if len(lines) == 0 && strings.Contains(stderr.String(), "unshare failed") {
-		needPeer(t, "unshare --pid --fork --mount-proc does not work here: %s", strings.TrimSpace(stderr.String()))
+		guardtest.Missing(t, fmt.Sprintf("unshare --pid --fork --mount-proc does not work here: %s", strings.TrimSpace(stderr.String())))
 	}
 	for _, l := range lines {
 		if strings.HasPrefix(l, "FAIL") {

@@ -168,13 +168,3 @@ func pending(pid int) uint64 {
 	b, _ := strconv.ParseUint(st["ShdPnd"], 16, 64)
 	return a | b
 }
-
-// needPeer skips a test that lacks an outside program or privilege, or
-// fails it when GUARD_REQUIRE_PEERS=1.
-func needPeer(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("GUARD_REQUIRE_PEERS") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}

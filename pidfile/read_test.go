@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"guard/internal/guardtest"
 )
 
 // safeDir returns a fresh directory only its owner can write.
@@ -36,7 +38,7 @@ func writeFile(t *testing.T, path, content string, perm os.FileMode) {
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		needPeer(t, "needs root (chown to another user)")
+		guardtest.Missing(t, "needs root (chown to another user)")
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 // status exit codes 3/0/3/1 for never-run / held / clean exit / crashed.
@@ -20,7 +22,7 @@ func TestStatusCodes(t *testing.T) {
 		t.Fatalf("never run: %d %s", r.code, r.stdout)
 	}
 	p := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "touch "+started+"; exec sleep 1000")
-	eventually(t, "job started", func() bool { return fileHas(started, "") || exists(started) })
+	guardtest.Eventually(t, "job started", func() bool { return fileHas(started, "") || exists(started) })
 	r := guard(t, "status", "--lock", lock, "--json")
 	var st struct {
 		State    string `json:"state"`
@@ -41,10 +43,10 @@ func TestStatusCodes(t *testing.T) {
 		t.Fatalf("clean exit: %d %s", r.code, r.stdout)
 	}
 	p = startGuard(t, "run", "--lock", lock, "--", "sleep", "1000")
-	eventually(t, "held", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "held", func() bool { return held(t, lock) })
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.wait(t)
-	eventually(t, "the killed run's job to die", func() bool { return !held(t, lock) })
+	guardtest.Eventually(t, "the killed run's job to die", func() bool { return !held(t, lock) })
 	if r := guard(t, "status", "--lock", lock); r.code != 1 || !strings.Contains(r.stdout, "stale") {
 		t.Fatalf("crashed: %d %s", r.code, r.stdout)
 	}
@@ -59,7 +61,7 @@ func TestStopEscalatesThroughGuard(t *testing.T) {
 	lock, started := filepath.Join(dir, "job.lock"), filepath.Join(dir, "started")
 	p := startGuard(t, "run", "--kill-after", "300ms", "--lock", lock, "--",
 		"sh", "-c", `trap "" TERM; touch `+started+`; while :; do sleep 0.05; done`)
-	eventually(t, "job started", func() bool { return exists(started) })
+	guardtest.Eventually(t, "job started", func() bool { return exists(started) })
 	r := guard(t, "stop", "--lock", lock, "--timeout", "20s")
 	if r.code != 0 || !strings.Contains(r.stdout, "stopped") {
 		t.Fatalf("stop: %d %q %q", r.code, r.stdout, r.stderr)
@@ -76,7 +78,7 @@ func TestStopEscalatesThroughGuard(t *testing.T) {
 func TestStopEscalatesToKill(t *testing.T) {
 	lock := filepath.Join(lockDir(t), "job.lock")
 	h := start(t, holderBin, lock)
-	eventually(t, "holder locked", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "holder locked", func() bool { return held(t, lock) })
 	r := guard(t, "stop", "--lock", lock, "--timeout", "300ms")
 	if r.code != 0 || !strings.Contains(r.stdout, "killed") {
 		t.Fatalf("stop: %d %q %q", r.code, r.stdout, r.stderr)
@@ -96,13 +98,13 @@ func TestReloadReachesJob(t *testing.T) {
 	lock, got, ready := filepath.Join(dir, "job.lock"), filepath.Join(dir, "hup"), filepath.Join(dir, "ready")
 	startGuard(t, "run", "--lock", lock, "--", "sh", "-c",
 		`trap "echo hup >> `+got+`" HUP; touch `+ready+`; while :; do sleep 0.05; done`)
-	eventually(t, "job ready", func() bool { return exists(ready) })
+	guardtest.Eventually(t, "job ready", func() bool { return exists(ready) })
 	for i := 0; i < 2; i++ {
 		if r := guard(t, "reload", "--lock", lock); r.code != 0 {
 			t.Fatalf("reload: %d %s %s", r.code, r.stdout, r.stderr)
 		}
 		n := i + 1
-		eventually(t, "job got SIGHUP", func() bool {
+		guardtest.Eventually(t, "job got SIGHUP", func() bool {
 			b, _ := os.ReadFile(got)
 			return strings.Count(string(b), "hup") == n
 		})
@@ -163,7 +165,7 @@ func TestUsageErrors(t *testing.T) {
 // status and stop on the classic PID file of a daemon guard did not start:
 // here one started by the real start-stop-daemon.
 func TestPidfileOfForeignDaemon(t *testing.T) {
-	ssd := requirePeer(t, "start-stop-daemon", "dpkg")
+	ssd := guardtest.RequirePeer(t, "start-stop-daemon", "dpkg")
 	sleepBin, err := osexec.LookPath("sleep")
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +176,7 @@ func TestPidfileOfForeignDaemon(t *testing.T) {
 	if r := run(t, ssd, "--start", "--background", "--make-pidfile", "--pidfile", pf, "--exec", sleepBin, "--", "1000"); r.code != 0 {
 		t.Fatalf("start-stop-daemon: %d %s", r.code, r.stderr)
 	}
-	eventually(t, "PID file", func() bool { return fileHas(pf, "\n") })
+	guardtest.Eventually(t, "PID file", func() bool { return fileHas(pf, "\n") })
 	pid, _ := strconv.Atoi(strings.TrimSpace(readFile(pf)))
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	if r := guard(t, "status", "--pidfile", pf); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprint(pid)) {
@@ -187,7 +189,7 @@ func TestPidfileOfForeignDaemon(t *testing.T) {
 	if r := guard(t, "stop", "--pidfile", pf, "--exec", sleepBin); r.code != 0 || !strings.Contains(r.stdout, "stopped") {
 		t.Fatalf("stop: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	eventually(t, "the daemon gone", func() bool { return !alive(pid) })
+	guardtest.Eventually(t, "the daemon gone", func() bool { return !alive(pid) })
 	// start-stop-daemon leaves the PID file behind: stale.
 	if r := guard(t, "status", "--pidfile", pf); r.code != 1 {
 		t.Fatalf("status after stop: %d %q, want 1 (stale PID file)", r.code, r.stdout)
@@ -203,7 +205,7 @@ func TestPidfileOfForeignDaemon(t *testing.T) {
 func TestConflictExitQuietAndWaitTimeout(t *testing.T) {
 	lock := filepath.Join(lockDir(t), "job.lock")
 	startGuard(t, "run", "--lock", lock, "--", "sleep", "1000")
-	eventually(t, "held", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "held", func() bool { return held(t, lock) })
 	if r := guard(t, "run", "--conflict-exit", "0", "--quiet", "--lock", lock, "--", "true"); r.code != 0 || r.stderr != "" || r.stdout != "" {
 		t.Errorf("--conflict-exit 0 --quiet: %d %q %q", r.code, r.stdout, r.stderr)
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 // depContainer maps the final image's files to the host: the statically
@@ -135,8 +137,8 @@ func TestDeployContainerImage(t *testing.T) {
 // HEALTHCHECK passes inside the container, SIGTERM to PID 1 stops it all
 // with 0, and the HEALTHCHECK fails once it has stopped (and before).
 func TestDeployContainerRunsAsPID1(t *testing.T) {
-	unshare := requirePeer(t, "unshare", "util-linux")
-	nsenter := requirePeer(t, "nsenter", "util-linux")
+	unshare := guardtest.RequirePeer(t, "unshare", "util-linux")
+	nsenter := guardtest.RequirePeer(t, "nsenter", "util-linux")
 	if os.Geteuid() != 0 {
 		t.Skip("unshare --pid needs root")
 	}

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 var depCronTime = regexp.MustCompile(`^[0-9*/,-]+$`)
@@ -72,7 +74,7 @@ func TestDeployCronBusy(t *testing.T) {
 			args = append(args[:dd+1], "true")
 			env := []string{"GUARD_DIR=" + dir}
 			holder := depStart(t, env, guardBin, "run", "--name", depFlag(args, "--name"), "--", "sleep", "1000")
-			eventually(t, "the holder", func() bool {
+			guardtest.Eventually(t, "the holder", func() bool {
 				b, _ := os.ReadFile(filepath.Join(dir, depFlag(args, "--name")+".lock"))
 				return bytes.Contains(b, []byte("token="))
 			})
@@ -99,7 +101,7 @@ func TestDeployCronBusy(t *testing.T) {
 // node_exporter reads what the crontab's textfile line writes, and the
 // alert rules' label_replace turns its file label into the job's name.
 func TestDeployCronTextfileNodeExporter(t *testing.T) {
-	ne := requirePeer(t, "prometheus-node-exporter", "prometheus-node-exporter")
+	ne := guardtest.RequirePeer(t, "prometheus-node-exporter", "prometheus-node-exporter")
 	var args []string
 	for _, job := range depCronJobs(t, depRead(t, "cron/guard.cron")) {
 		if a := guardArgs(shellCommands(job)[0]); depFlag(a, "--textfile-dir") != "" {
@@ -123,7 +125,7 @@ func TestDeployCronTextfileNodeExporter(t *testing.T) {
 	p := depStart(t, nil, ne, "--collector.disable-defaults", "--collector.textfile",
 		"--collector.textfile.directory="+textfiles, "--web.listen-address="+addr)
 	var body string
-	eventually(t, "node_exporter metrics", func() bool {
+	guardtest.Eventually(t, "node_exporter metrics", func() bool {
 		if p.exited() {
 			t.Fatalf("node_exporter exited: %s", p.stderr.String())
 		}

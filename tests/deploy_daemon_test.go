@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // depExampleExists reports whether cmd/example has been written yet.
@@ -121,7 +123,7 @@ func depStart(t *testing.T, env []string, argv ...string) *proc {
 // endpoints the deploy files use.
 func depServes(t *testing.T, p *proc, addr string) {
 	t.Helper()
-	eventually(t, "/readyz 200 on "+addr, func() bool {
+	guardtest.Eventually(t, "/readyz 200 on "+addr, func() bool {
 		if p.exited() {
 			t.Fatalf("%v exited %d before it was ready:\n%s", p.cmd.Args, p.cmd.ProcessState.ExitCode(), p.stderr.String())
 		}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // depK8sContainers returns the containers of each workload in the docs.
@@ -237,8 +239,8 @@ func TestDeployKubernetesExampleRuns(t *testing.T) {
 // comes out, the textfile is pushed to the Pushgateway (a fake one here),
 // and a SIGTERM to sh (the pod's PID 1) reaches the job through guard.
 func TestDeployKubernetesCronJobScript(t *testing.T) {
-	requirePeer(t, "wget", "wget")
-	sh := requirePeer(t, "sh", "dash")
+	guardtest.RequirePeer(t, "wget", "wget")
+	sh := guardtest.RequirePeer(t, "sh", "dash")
 	d := depDockerfile(t)
 	var k depK8sContainer
 	for _, doc := range depYAML(t, depFile(t, "kubernetes/backup-cronjob.yaml")) {
@@ -293,7 +295,7 @@ func TestDeployKubernetesCronJobScript(t *testing.T) {
 			}
 			p := depStart(t, env, sh, "-c", script)
 			if tc.term {
-				eventually(t, "the job started", func() bool { _, err := os.Stat(marker); return err == nil })
+				guardtest.Eventually(t, "the job started", func() bool { _, err := os.Stat(marker); return err == nil })
 				p.cmd.Process.Signal(syscall.SIGTERM)
 			}
 			if code := p.wait(t); code != tc.wantCode {

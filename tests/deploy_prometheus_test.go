@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 func depPromtool(t *testing.T, args ...string) {
 	t.Helper()
-	promtool := requirePeer(t, "promtool", "prometheus")
+	promtool := guardtest.RequirePeer(t, "promtool", "prometheus")
 	cmd := exec.Command(promtool, args...)
 	cmd.Dir = depFile(t, "prometheus")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // depUnitExecs returns the Exec*= command lines of a unit file, as words.
@@ -64,7 +66,7 @@ func depUnitFiles(t *testing.T) (string, []string) {
 // systemd-analyze verify finds nothing to say about the units, but that a
 // program not built yet is missing.
 func TestDeploySystemdVerify(t *testing.T) {
-	sa := requirePeer(t, "systemd-analyze", "systemd")
+	sa := guardtest.RequirePeer(t, "systemd-analyze", "systemd")
 	dir, unmapped := depUnitFiles(t)
 	units, _ := filepath.Glob(filepath.Join(dir, "*"))
 	if len(units) < 4 {

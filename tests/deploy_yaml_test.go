@@ -6,11 +6,12 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 var depPython = sync.OnceValue(func() string {
@@ -27,12 +28,8 @@ func depYAML(t *testing.T, path string) []any {
 	t.Helper()
 	py := depPython()
 	if py == "" {
-		requirePeer(t, "python3", "python3-yaml")
-		msg := "python3 cannot import yaml (install the Debian package python3-yaml)"
-		if os.Getenv("GUARD_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		guardtest.RequirePeer(t, "python3", "python3-yaml")
+		guardtest.Missing(t, "python3 cannot import yaml (install the Debian package python3-yaml)")
 	}
 	out, err := exec.Command(py, "-c", `import json, sys, yaml
 json.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None], sys.stdout)`, path).CombinedOutput()

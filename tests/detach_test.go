@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // procFacts reads what the detach tests check about a process from /proc.
@@ -45,7 +47,7 @@ func factsOf(t *testing.T, pid int) procFacts {
 // is not a session leader, cwd is /, 0-2 are /dev/null or the output file,
 // nothing else leaked; closing the terminal sends the job no SIGHUP.
 func TestDetachFromTerminal(t *testing.T) {
-	script := requirePeer(t, "script", "bsdutils")
+	script := guardtest.RequirePeer(t, "script", "bsdutils")
 	dir := lockDir(t)
 	lock, out, jobpid, hups := filepath.Join(dir, "d.lock"), filepath.Join(dir, "out"), filepath.Join(dir, "jobpid"), filepath.Join(dir, "hups")
 	secret := filepath.Join(dir, "secret")
@@ -61,7 +63,7 @@ func TestDetachFromTerminal(t *testing.T) {
 	if st.code != 0 {
 		t.Fatalf("status right after the starter returned: %d %s", st.code, st.stdout)
 	}
-	eventually(t, "job pid", func() bool { return fileHas(jobpid, "\n") })
+	guardtest.Eventually(t, "job pid", func() bool { return fileHas(jobpid, "\n") })
 	dpid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(readFile(lock), "\n", 2)[0]))
 	jp, _ := strconv.Atoi(strings.TrimSpace(readFile(jobpid)))
 	t.Cleanup(func() { guard(t, "stop", "--lock", lock) })
@@ -113,7 +115,7 @@ func TestDetachFailures(t *testing.T) {
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "d.lock")
 	h := startGuard(t, "run", "--lock", lock, "--", "sleep", "1000")
-	eventually(t, "held", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "held", func() bool { return held(t, lock) })
 	r := guard(t, "run", "--detach", "--lock", lock, "--", "true")
 	if r.code != 75 || !strings.Contains(r.stderr, fmt.Sprintf("PID %d", h.cmd.Process.Pid)) {
 		t.Fatalf("busy: %d %q, want 75 naming PID %d", r.code, r.stderr, h.cmd.Process.Pid)
@@ -173,7 +175,7 @@ func TestDetachOutputSyslog(t *testing.T) {
 // guard run as PID 1 of a PID namespace (a container's entrypoint): orphans
 // are reaped, SIGTERM reaches the job, the job's status is returned.
 func TestRunAsPID1(t *testing.T) {
-	unshare := requirePeer(t, "unshare", "util-linux")
+	unshare := guardtest.RequirePeer(t, "unshare", "util-linux")
 	dir := lockDir(t)
 	lock, ready := filepath.Join(dir, "p.lock"), filepath.Join(dir, "ready")
 	// The job leaves orphans behind (their parent sh exits at once; they
@@ -182,7 +184,7 @@ func TestRunAsPID1(t *testing.T) {
 	job := fmt.Sprintf(`sh -c "(sleep 0.2; touch %s) & (sleep 0.3; touch %s) &"; trap "exit 42" TERM; touch %s; while :; do sleep 0.05; done`, o1, o2, ready)
 	p := start(t, unshare, "--pid", "--fork", "--mount-proc", "--kill-child", guardBin, "run", "--lock", lock, "--", "sh", "-c", job)
 	init := nsInit(t, p.cmd.Process.Pid)
-	eventually(t, "job ready and orphans done", func() bool { return exists(ready) && exists(o1) && exists(o2) })
+	guardtest.Eventually(t, "job ready and orphans done", func() bool { return exists(ready) && exists(o1) && exists(o2) })
 	// No child of guard, the namespace's PID 1, may stay a zombie.
 	zombies := func() int {
 		n := 0
@@ -195,7 +197,7 @@ func TestRunAsPID1(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, "orphans reaped", func() bool { return zombies() == 0 })
+	guardtest.Eventually(t, "orphans reaped", func() bool { return zombies() == 0 })
 	// A container runtime signals PID 1: guard forwards SIGTERM to the job.
 	syscall.Kill(init, syscall.SIGTERM)
 	if code := p.wait(t); code != 42 {
@@ -207,7 +209,7 @@ func TestRunAsPID1(t *testing.T) {
 func nsInit(t *testing.T, unsharePID int) int {
 	t.Helper()
 	var child int
-	eventually(t, "namespace init", func() bool {
+	guardtest.Eventually(t, "namespace init", func() bool {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", unsharePID, unsharePID))
 		if err != nil {
 			return false

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // cmd/example, the worked example of a daemon built from the kit, driven as
@@ -59,7 +61,7 @@ var exampleAddrRE = regexp.MustCompile(`msg="serving health endpoints" addr=(\S+
 func exampleAddr(t *testing.T, log func() string) string {
 	t.Helper()
 	var addr string
-	eventually(t, "the health address in the log", func() bool {
+	guardtest.Eventually(t, "the health address in the log", func() bool {
 		m := exampleAddrRE.FindStringSubmatch(log())
 		if m != nil {
 			addr = m[1]
@@ -117,29 +119,29 @@ func TestExampleForeground(t *testing.T) {
 	p := start(t, bin, "--config", conf, "--lock", lock, "--listen", "127.0.0.1:0")
 	pid, log := p.cmd.Process.Pid, p.stderr.String
 	addr := exampleAddr(t, log)
-	eventually(t, "/readyz 200", func() bool { c, _ := exampleProbe(addr, "/readyz"); return c == 200 })
+	guardtest.Eventually(t, "/readyz 200", func() bool { c, _ := exampleProbe(addr, "/readyz"); return c == 200 })
 	if h := exampleHealthz(t, addr); h.Status != "ok" || !h.Lock.Held || h.Lock.PID != pid {
 		t.Fatalf("/healthz: %+v, want ok, held by PID %d", h, pid)
 	}
 	if r := guard(t, "status", "--lock", lock); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("PID %d ", pid)) {
 		t.Fatalf("status: %d %q, want 0 naming PID %d", r.code, r.stdout, pid)
 	}
-	eventually(t, "the message logged twice", func() bool { return exampleLogged(log(), "first message") >= 2 })
+	guardtest.Eventually(t, "the message logged twice", func() bool { return exampleLogged(log(), "first message") >= 2 })
 
 	writeExampleConfig(t, conf, "message = second message\ninterval = 50ms\n")
 	if r := guard(t, "reload", "--lock", lock); r.code != 0 {
 		t.Fatalf("reload: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	eventually(t, "the new message", func() bool { return exampleLogged(log(), "second message") > 0 })
-	eventually(t, "reloads.total 1", func() bool { h := exampleHealthz(t, addr); return h.Reloads.Total == 1 && h.Reloads.Failed == 0 })
+	guardtest.Eventually(t, "the new message", func() bool { return exampleLogged(log(), "second message") > 0 })
+	guardtest.Eventually(t, "reloads.total 1", func() bool { h := exampleHealthz(t, addr); return h.Reloads.Total == 1 && h.Reloads.Failed == 0 })
 
 	writeExampleConfig(t, conf, "message = third message\ninterval = 0s\n")
 	if r := guard(t, "reload", "--lock", lock); r.code != 0 {
 		t.Fatalf("reload: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	eventually(t, "reloads.failed 1", func() bool { h := exampleHealthz(t, addr); return h.Reloads.Total == 2 && h.Reloads.Failed == 1 })
+	guardtest.Eventually(t, "reloads.failed 1", func() bool { h := exampleHealthz(t, addr); return h.Reloads.Total == 2 && h.Reloads.Failed == 1 })
 	n := exampleLogged(log(), "second message")
-	eventually(t, "the old message to go on", func() bool { return exampleLogged(log(), "second message") >= n+2 })
+	guardtest.Eventually(t, "the old message to go on", func() bool { return exampleLogged(log(), "second message") >= n+2 })
 	if exampleLogged(log(), "third message") != 0 || !strings.Contains(log(), "interval must be positive") {
 		t.Fatalf("a failed reload took effect or was not logged:\n%s", log())
 	}
@@ -163,7 +165,7 @@ func TestExampleForeground(t *testing.T) {
 func TestExampleBusy(t *testing.T) {
 	bin, lock := exampleBinary(t), filepath.Join(lockDir(t), "ex.lock")
 	first := start(t, bin, "--lock", lock)
-	eventually(t, "the first instance to hold the lock", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "the first instance to hold the lock", func() bool { return held(t, lock) })
 	holder := fmt.Sprintf("PID %d ", first.cmd.Process.Pid)
 	for _, args := range [][]string{{"--lock", lock}, {"--detach", "--lock", lock}} {
 		r := run(t, bin, args...)
@@ -209,11 +211,11 @@ func TestExampleDetach(t *testing.T) {
 	if sid, tty := exampleSession(t, pid); sid == pid || tty != 0 {
 		t.Errorf("daemon %d: session %d, tty %d: want not a session leader, no controlling terminal", pid, sid, tty)
 	}
-	eventually(t, "the message in --output", func() bool { return exampleLogged(readExampleLog(out), "from the daemon") > 0 })
+	guardtest.Eventually(t, "the message in --output", func() bool { return exampleLogged(readExampleLog(out), "from the daemon") > 0 })
 	if r := guard(t, "stop", "--lock", lock); r.code != 0 {
 		t.Fatalf("stop: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	eventually(t, "the daemon to exit", func() bool { return !alive(pid) })
+	guardtest.Eventually(t, "the daemon to exit", func() bool { return !alive(pid) })
 	if r := guard(t, "status", "--lock", lock); r.code != 3 {
 		t.Fatalf("status after stop: %d %q, want 3", r.code, r.stdout)
 	}
@@ -224,7 +226,7 @@ func TestExampleLostLock(t *testing.T) {
 	bin, lock := exampleBinary(t), filepath.Join(lockDir(t), "ex.lock")
 	p := start(t, bin, "--lock", lock, "--listen", "127.0.0.1:0")
 	addr := exampleAddr(t, p.stderr.String)
-	eventually(t, "/readyz 200", func() bool { c, _ := exampleProbe(addr, "/readyz"); return c == 200 })
+	guardtest.Eventually(t, "/readyz 200", func() bool { c, _ := exampleProbe(addr, "/readyz"); return c == 200 })
 	if err := os.Remove(lock); err != nil {
 		t.Fatal(err)
 	}
@@ -269,16 +271,16 @@ func TestExampleSystemdNotify(t *testing.T) {
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 
-	eventually(t, "READY=1", has("READY=1", 1))
-	eventually(t, "WATCHDOG=1 pings", has("WATCHDOG=1", 2))
+	guardtest.Eventually(t, "READY=1", has("READY=1", 1))
+	guardtest.Eventually(t, "WATCHDOG=1 pings", has("WATCHDOG=1", 2))
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "RELOADING=1 then READY=1", func() bool {
+	guardtest.Eventually(t, "RELOADING=1 then READY=1", func() bool {
 		s := got.String()
 		i := strings.Index(s, "RELOADING=1")
 		return i >= 0 && strings.Contains(s[i:], "MONOTONIC_USEC=") && strings.Contains(s[i:], "READY=1")
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, "STOPPING=1", has("STOPPING=1", 1))
+	guardtest.Eventually(t, "STOPPING=1", has("STOPPING=1", 1))
 	select {
 	case <-exited:
 		if waitErr != nil {

@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 // The scenarios of the guard tests, run against util-linux flock(1) where
 // they apply, to show where guard behaves differently (README.md).
 
 func TestFlockFiftyConcurrent(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock, starts := filepath.Join(dir, "job.lock"), filepath.Join(dir, "starts")
 	ps := make([]*proc, 50)
@@ -31,11 +33,11 @@ func TestFlockFiftyConcurrent(t *testing.T) {
 }
 
 func TestGuardAndFlockExcludeEachOther(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "job.lock")
 	f := start(t, "flock", lock, "sleep", "1000")
-	eventually(t, "flock(1) holds it", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "flock(1) holds it", func() bool { return held(t, lock) })
 	r := guard(t, "run", "--lock", lock, "--", "true")
 	if r.code != 75 || !strings.Contains(r.stderr, fmt.Sprint(f.cmd.Process.Pid)) {
 		t.Fatalf("guard run against flock(1): %d %q, want 75 naming PID %d", r.code, r.stderr, f.cmd.Process.Pid)
@@ -43,7 +45,7 @@ func TestGuardAndFlockExcludeEachOther(t *testing.T) {
 	f.cmd.Process.Kill()
 	f.wait(t)
 	g := startGuard(t, "run", "--lock", lock, "--", "sleep", "1000")
-	eventually(t, "guard holds it", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "guard holds it", func() bool { return held(t, lock) })
 	if r := run(t, "flock", "-n", lock, "true"); r.code != 1 {
 		t.Fatalf("flock -n against guard: exit %d, want 1", r.code)
 	}
@@ -54,11 +56,11 @@ func TestGuardAndFlockExcludeEachOther(t *testing.T) {
 // first still runs; with guard the holder re-locks and the second is refused
 // (TestLockFileDeletedOrReplaced).
 func TestFlockDeletedLockFileOverlaps(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock := filepath.Join(dir, "job.lock")
 	start(t, "flock", lock, "sleep", "1000")
-	eventually(t, "flock(1) holds it", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "flock(1) holds it", func() bool { return held(t, lock) })
 	os.Remove(lock)
 	r := run(t, "flock", "-n", lock, "true")
 	t.Logf("flock(1) after the lock file was deleted under the holder: second run exit %d (0 = two jobs at once)", r.code)
@@ -69,7 +71,7 @@ func TestFlockDeletedLockFileOverlaps(t *testing.T) {
 
 // A symlink planted at the lock path: flock(1) follows it, guard refuses.
 func TestSymlinkAtLockPath(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	victim, lock := filepath.Join(dir, "victim"), filepath.Join(dir, "job.lock")
 	os.WriteFile(victim, []byte("precious\n"), 0o644)

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // healthJob is a job that outlives the test and ignores the SIGHUP guard
@@ -166,7 +168,7 @@ func healthField(m map[string]any, path string) (any, bool) {
 // Test 1: a live guard's /metrics and its textfile pass promtool check
 // metrics, and every metric the contract names is there.
 func TestPromtoolChecksMetrics(t *testing.T) {
-	promtool := requirePeer(t, "promtool", "prometheus")
+	promtool := guardtest.RequirePeer(t, "promtool", "prometheus")
 	lock, tf := filepath.Join(lockDir(t), "job.lock"), t.TempDir()
 	// A finished run first, so that the textfile holds every job metric.
 	if r := guard(t, "run", "--lock", lock, "--textfile-dir", tf, "--name", "promjob", "--", "true"); r.code != 0 {
@@ -220,8 +222,8 @@ func TestPrometheusScrapesGuard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Prometheus server")
 	}
-	prometheus := requirePeer(t, "prometheus", "prometheus")
-	promtool := requirePeer(t, "promtool", "prometheus")
+	prometheus := guardtest.RequirePeer(t, "prometheus", "prometheus")
+	promtool := guardtest.RequirePeer(t, "promtool", "prometheus")
 	p, base := healthGuard(t, append([]string{"--lock", filepath.Join(lockDir(t), "job.lock"), "--"}, healthJob...)...)
 	healthReady(t, p, base)
 
@@ -284,7 +286,7 @@ scrape_configs:
 // Test 3: node_exporter's textfile collector serves guard's textfile after
 // a success, a failure and a skipped run.
 func TestNodeExporterTextfile(t *testing.T) {
-	ne := requirePeer(t, "prometheus-node-exporter", "prometheus-node-exporter")
+	ne := guardtest.RequirePeer(t, "prometheus-node-exporter", "prometheus-node-exporter")
 	lock, tf := filepath.Join(lockDir(t), "job.lock"), t.TempDir()
 	runJob := func(job ...string) int {
 		return guard(t, append([]string{"run", "--lock", lock, "--textfile-dir", tf, "--name", "nodejob", "--"}, job...)...).code
@@ -296,7 +298,7 @@ func TestNodeExporterTextfile(t *testing.T) {
 		t.Fatalf("failure run: exit %d", code)
 	}
 	holder := startGuard(t, "run", "--lock", lock, "--", "sleep", "1000")
-	eventually(t, "holder holds the lock", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "holder holds the lock", func() bool { return held(t, lock) })
 	if code := runJob("true"); code != 75 {
 		t.Fatalf("busy run: exit %d, want 75", code)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 // statusHolders is the part of status --json about the processes holding
@@ -40,7 +42,7 @@ func orphansOfKilledGuard(t *testing.T) {
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
 	bystander := sleeper(t)
 	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "setsid sleep 300 & echo $$ $! > "+pidf+"; sleep 300")
-	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
+	guardtest.Eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
 	orphan := jobOrphan(t, pidf)
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
@@ -107,7 +109,7 @@ func TestOrphansOfKilledGuardInPIDNamespace(t *testing.T) {
 		orphansOfKilledGuard(t)
 		return
 	}
-	unshare := requirePeer(t, "unshare", "util-linux")
+	unshare := guardtest.RequirePeer(t, "unshare", "util-linux")
 	if os.Geteuid() != 0 {
 		t.Skip("unshare --pid needs root")
 	}
@@ -148,14 +150,14 @@ func TestHolderOutsideThisPIDNamespace(t *testing.T) {
 		}
 		return
 	}
-	unshare := requirePeer(t, "unshare", "util-linux")
-	requirePeer(t, "flock", "util-linux")
+	unshare := guardtest.RequirePeer(t, "unshare", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	if os.Geteuid() != 0 {
 		t.Skip("unshare --pid needs root")
 	}
 	lock := filepath.Join(lockDir(t), "job.lock")
 	f := start(t, "flock", lock, "sleep", "1000")
-	eventually(t, "flock(1) holds the lock", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "flock(1) holds the lock", func() bool { return held(t, lock) })
 	cmd := osexec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child",
 		os.Args[0], "-test.run=^TestHolderOutsideThisPIDNamespace$", "-test.v")
 	cmd.Env = append(os.Environ(), "GUARD_HOLDERS_IN_PIDNS=1", "GUARD_HOLDERS_LOCK="+lock,
@@ -175,11 +177,11 @@ func TestHolderOutsideThisPIDNamespace(t *testing.T) {
 // job guard ran (and Promise 1 signals only a proven guard holder or its
 // job's orphans).
 func TestForeignFlockHolder(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	lock := filepath.Join(lockDir(t), "job.lock")
 	f := start(t, "flock", lock, "sleep", "1000")
 	pid := f.cmd.Process.Pid
-	eventually(t, "flock(1) holds the lock", func() bool { return held(t, lock) })
+	guardtest.Eventually(t, "flock(1) holds the lock", func() bool { return held(t, lock) })
 	r := guard(t, "status", "--lock", lock)
 	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("held by PID %d (flock)", pid)) || !strings.Contains(r.stdout, "not a guard record") {
 		t.Fatalf("status: %d %q, want 0, held by PID %d (flock), not a guard record", r.code, r.stdout, pid)
@@ -201,7 +203,7 @@ func TestForeignFlockHolder(t *testing.T) {
 // cannot be read, so who holds the lock cannot be seen: status and stop say
 // 4, never "not running" (3) nor "stopped" (0).
 func TestOrphansUnseenByAnotherUser(t *testing.T) {
-	runuser := requirePeer(t, "runuser", "util-linux")
+	runuser := guardtest.RequirePeer(t, "runuser", "util-linux")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run as nobody")
 	}
@@ -218,7 +220,7 @@ func TestOrphansUnseenByAnotherUser(t *testing.T) {
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
 	// Readable by others (the default 0600 would stop nobody at the open).
 	g := startGuard(t, "run", "--lock", lock, "--lock-mode", "0644", "--", "sh", "-c", "setsid sleep 300 & echo $$ $! > "+pidf+"; sleep 300")
-	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
+	guardtest.Eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
 	orphan := jobOrphan(t, pidf)
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
@@ -241,7 +243,7 @@ func TestStopEscalatesOnOrphans(t *testing.T) {
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "orphan")
 	g := startGuard(t, "run", "--lock", lock, "--", "sh", "-c",
 		`setsid sh -c 'trap "" TERM; while :; do sleep 0.05; done' & echo $$ $! > `+pidf+`; sleep 300`)
-	eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
+	guardtest.Eventually(t, "the job's grandchild", func() bool { return fileHas(pidf, "\n") })
 	orphan := jobOrphan(t, pidf)
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 const nobodyUID = 65534
@@ -22,7 +24,7 @@ func needRootAndRunuser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the attacker is nobody, guard runs as root")
 	}
-	requirePeer(t, "runuser", "util-linux")
+	guardtest.RequirePeer(t, "runuser", "util-linux")
 }
 
 // openTempDir returns a fresh root-owned 0755 directory that nobody can
@@ -213,7 +215,7 @@ func TestHostilePathsTrustedLink(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("detach with output through a trusted link: %d %q", r.code, r.stderr)
 	}
-	eventually(t, "the job's output", func() bool { return fileHas(filepath.Join(real, "out.log"), "hello") })
+	guardtest.Eventually(t, "the job's output", func() bool { return fileHas(filepath.Join(real, "out.log"), "hello") })
 }
 
 // TestHostilePathsTextfileDirMissing: a missing --textfile-dir is refused

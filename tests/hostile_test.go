@@ -11,6 +11,8 @@ import (
 
 	"guard/instance"
 	gproc "guard/internal/proc"
+
+	"guard/internal/guardtest"
 )
 
 // TestHostileRecordsAndPidfiles feeds guard forged records and PID files
@@ -19,8 +21,8 @@ import (
 // namespace, so a bug that sent kill(-1) could only hurt the namespace.
 func TestHostileRecordsAndPidfiles(t *testing.T) {
 	if os.Getenv("GUARD_IN_PIDNS") != "1" {
-		unshare := requirePeer(t, "unshare", "util-linux")
-		requirePeer(t, "flock", "util-linux")
+		unshare := guardtest.RequirePeer(t, "unshare", "util-linux")
+		guardtest.RequirePeer(t, "flock", "util-linux")
 		cmd := osexec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child",
 			os.Args[0], "-test.run=^TestHostileRecordsAndPidfiles$", "-test.v")
 		cmd.Env = append(os.Environ(), "GUARD_IN_PIDNS=1", "GUARD_TEST_BIN="+guardBin, "GUARD_TEST_HOLDER="+holderBin)
@@ -77,7 +79,7 @@ func TestHostileRecordsAndPidfiles(t *testing.T) {
 			lock := filepath.Join(dir, "held-"+strings.ReplaceAll(rc.name, " ", "_")+".lock")
 			os.WriteFile(lock, []byte(rc.content), 0o644)
 			foreign := start(t, "flock", lock, "sleep", "1000")
-			eventually(t, "flock(1) holds the lock", func() bool { return guard(t, "status", "--lock", lock).code != 3 })
+			guardtest.Eventually(t, "flock(1) holds the lock", func() bool { return guard(t, "status", "--lock", lock).code != 3 })
 			if r := guard(t, "stop", "--lock", lock, "--timeout", "200ms"); r.code == 0 {
 				t.Errorf("stop succeeded against a forged record: %s", r.stdout)
 			}
@@ -142,12 +144,12 @@ func TestHostileRecordsAndPidfiles(t *testing.T) {
 // A holder in another PID namespace (a container) cannot be verified from
 // here: status says unknown (4), stop and reload refuse and signal nothing.
 func TestHolderInAnotherPIDNamespace(t *testing.T) {
-	unshare := requirePeer(t, "unshare", "util-linux")
+	unshare := guardtest.RequirePeer(t, "unshare", "util-linux")
 	dir := lockDir(t)
 	lock, ready := filepath.Join(dir, "ns.lock"), filepath.Join(dir, "ready")
 	p := start(t, unshare, "--pid", "--fork", "--mount-proc", "--kill-child",
 		guardBin, "run", "--lock", lock, "--", "sh", "-c", "touch "+ready+"; exec sleep 1000")
-	eventually(t, "the namespaced job", func() bool { return exists(ready) })
+	guardtest.Eventually(t, "the namespaced job", func() bool { return exists(ready) })
 	init := nsInit(t, p.cmd.Process.Pid)
 	r := guard(t, "status", "--lock", lock)
 	if r.code != 4 || !strings.Contains(r.stdout, "another PID namespace") {

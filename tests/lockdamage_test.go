@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"guard/instance"
+
+	"guard/internal/guardtest"
 )
 
 // These tests damage the lock the way a clumsy admin or a hostile job does
@@ -108,7 +110,7 @@ func TestLockDamageDeletedLockFileRace(t *testing.T) {
 // file; start racers runs at once, then after more, one by one once those
 // ended. Every run must be busy, or run without overlapping (exit 99).
 func deletedLockFile(t *testing.T, racers, after int) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock, wit := filepath.Join(dir, "job.lock"), filepath.Join(dir, "witness")
 	n := iterations(100, 15)
@@ -198,7 +200,7 @@ func TestLockDamageJobWritesFD3(t *testing.T) {
 // and the record names guard with a larger token. The old code never
 // noticed: the lock stayed free while the job ran.
 func TestLockDamageJobUnlocksFD3(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock, tok, unlocked := filepath.Join(dir, "job.lock"), filepath.Join(dir, "tok"), filepath.Join(dir, "unlocked")
 	job := fmt.Sprintf(`echo "$GUARD_TOKEN" > %s; flock -u 3 && touch %s; exec sleep 30`, tok, unlocked)
@@ -228,7 +230,7 @@ func TestLockDamageJobUnlocksFD3(t *testing.T) {
 // and leaves the new holder's record alone. The old code let its job run on
 // and then overwrote the new holder's record with its own "released" one.
 func TestLockDamageUnlockRaceKeepsNewRecord(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	for attempt := 0; ; attempt++ {
 		if attempt == 5 {
 			t.Skip("the old holder took the lock back before the new run every time; the race was not hit")
@@ -277,7 +279,7 @@ func TestLockDamageUnlockRaceKeepsNewRecord(t *testing.T) {
 // the opt-in means); a mode writable by others is refused (64).
 func TestLockDamageLockModeDoS(t *testing.T) {
 	needRootAndRunuser(t)
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := openTempDir(t)
 	lock := filepath.Join(dir, "job.lock")
 	if r := guard(t, "run", "--lock", lock, "--", "true"); r.code != 0 {

@@ -44,22 +44,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// requirePeer skips the test when a real peer program is missing, or fails
-// it when GUARD_REQUIRE_PEERS=1 (as in CI), so CI never passes by skipping.
-func requirePeer(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found (install the Debian package %s)", name, pkg)
-	if os.Getenv("GUARD_REQUIRE_PEERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // lockDir returns a fresh directory guard accepts for locks.
 func lockDir(t *testing.T) string {
 	t.Helper()
@@ -139,19 +123,6 @@ func (p *proc) exited() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// eventually polls cond until it holds, failing the test after a generous
-// deadline (these machines are shared and slow at times).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

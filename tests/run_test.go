@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // 50 concurrent runs on one lock: exactly one job runs; the other 49 exit
@@ -58,7 +60,7 @@ func TestFiftyConcurrentRuns(t *testing.T) {
 // flock(1): a job that finds it busy has overlapped another.
 func witnessJob(t *testing.T, dir string, body string) []string {
 	t.Helper()
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	check, log := filepath.Join(dir, "witness"), filepath.Join(dir, "log")
 	return []string{"flock", "-n", "-E", "99", check, "sh", "-c",
 		fmt.Sprintf(`echo "$GUARD_TOKEN" >> %s; %s`, log, body)}
@@ -108,7 +110,7 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 		t.Fatalf("%d jobs found another job running", overlaps)
 	}
 	// The lock is usable and the token larger than every one handed out.
-	eventually(t, "lock free", func() bool { return !held(t, lock) })
+	guardtest.Eventually(t, "lock free", func() bool { return !held(t, lock) })
 	r := guard(t, "run", "--lock", lock, "--", "sh", "-c", `echo "$GUARD_TOKEN" >> `+filepath.Join(dir, "log"))
 	if r.code != 0 {
 		t.Fatalf("final run: %d %s", r.code, r.stderr)
@@ -131,7 +133,7 @@ func TestJobDiesWithGuardOrKeepsLock(t *testing.T) {
 	dir := lockDir(t)
 	lock, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "jobpid")
 	p := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "echo $$ > "+pidf+"; sleep 1001 & sleep 1001")
-	eventually(t, "job started", func() bool { return fileHas(pidf, "\n") })
+	guardtest.Eventually(t, "job started", func() bool { return fileHas(pidf, "\n") })
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.wait(t)
 	// The background sleep inherited the lock: while it lives the lock is
@@ -162,14 +164,14 @@ func TestLockFileDeletedOrReplaced(t *testing.T) {
 			dir := lockDir(t)
 			lock, started := filepath.Join(dir, "job.lock"), filepath.Join(dir, "started")
 			a := startGuard(t, "run", "--lock", lock, "--", "sh", "-c", "touch "+started+"; exec sleep 1000")
-			eventually(t, "job started", func() bool { _, err := os.Stat(started); return err == nil })
+			guardtest.Eventually(t, "job started", func() bool { _, err := os.Stat(started); return err == nil })
 			if how == "deleted" {
 				os.Remove(lock)
 			} else {
 				os.WriteFile(lock+".tmp", nil, 0o644)
 				os.Rename(lock+".tmp", lock)
 			}
-			eventually(t, "the holder to notice", func() bool {
+			guardtest.Eventually(t, "the holder to notice", func() bool {
 				return strings.Contains(a.stderr.String(), "took the lock again")
 			})
 			if r := guard(t, "run", "--lock", lock, "--", "true"); r.code != 75 {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"guard/internal/guardtest"
 )
 
 // These tests hold guard to Promise 6: a run is its whole process tree. Every
@@ -108,8 +110,8 @@ var leftoverWorkers = []struct{ name, spawn string }{
 // the old code guard returned when the shell exited and the next run found
 // the worker still working.
 func TestTreeLeftoverWorkerNeverOverlaps(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
-	requirePeer(t, "setsid", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "setsid", "util-linux")
 	n := iterations(120, 15)
 	for _, w := range leftoverWorkers {
 		t.Run(w.name, func(t *testing.T) {
@@ -146,7 +148,7 @@ func TestTreeLeftoverWorkerNeverOverlaps(t *testing.T) {
 // --leftovers wait: the run lasts until the worker ends by itself, so when
 // guard exits the witness is already free, and the worker was not cut short.
 func TestTreeLeftoversWait(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock, wit, ready, done := filepath.Join(dir, "job.lock"), filepath.Join(dir, "witness"),
 		filepath.Join(dir, "ready"), filepath.Join(dir, "done")
@@ -173,7 +175,7 @@ func TestTreeLeftoversWait(t *testing.T) {
 // does not inherit the lock (no fd 3, GUARD_LOCK_FD unset), the worker
 // outlives guard, and the next run gets the lock while the worker runs.
 func TestTreeLeftoversIgnoreIsOptInOverlap(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock, wit, ready, env, pidf := filepath.Join(dir, "job.lock"), filepath.Join(dir, "witness"),
 		filepath.Join(dir, "ready"), filepath.Join(dir, "env"), filepath.Join(dir, "pid")
@@ -206,7 +208,7 @@ func TestTreeLeftoversIgnoreIsOptInOverlap(t *testing.T) {
 // guard released the lock as soon as the wrapper died, and the standby's job
 // found the witness held.
 func TestTreeStopWaitsForSlowWorker(t *testing.T) {
-	requirePeer(t, "flock", "util-linux")
+	guardtest.RequirePeer(t, "flock", "util-linux")
 	dir := lockDir(t)
 	lock, wit := filepath.Join(dir, "job.lock"), filepath.Join(dir, "witness")
 	// Cycle i's job: the witness is taken by the job itself (an overlap

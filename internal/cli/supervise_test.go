@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"guard/instance"
+
+	"guard/internal/guardtest"
 )
 
 // renewedLease is a lease a server could take away, driven by the test
@@ -41,7 +43,7 @@ func startRenewed(t *testing.T, le *renewedLease, script string) (*observer, <-c
 		sigs: make(chan os.Signal), obs: obs}
 	code := make(chan int, 1)
 	go func() { code <- codeOf(r.run([]string{"/bin/sh", "-c", script})) }()
-	eventually(t, "the job to start", obs.state.Ready)
+	guardtest.Eventually(t, "the job to start", obs.state.Ready)
 	return obs, code
 }
 
@@ -63,7 +65,7 @@ func TestRenewedLeaseEndingStopsTree(t *testing.T) {
 	mark := filepath.Join(t.TempDir(), "termed")
 	obs, code := startRenewed(t, le, `trap 'touch `+mark+`; exit 0' TERM; while :; do sleep 0.05; done`)
 	close(le.jeopardy)
-	eventually(t, "not ready after jeopardy", func() bool { return !obs.state.Ready() })
+	guardtest.Eventually(t, "not ready after jeopardy", func() bool { return !obs.state.Ready() })
 	close(le.ending)
 	if c := exitOf(t, code); c != exitLost {
 		t.Fatalf("exit %d, want %d", c, exitLost)
@@ -81,16 +83,5 @@ func TestRenewedLeaseLostKillsTree(t *testing.T) {
 	close(le.lost)
 	if c := exitOf(t, code); c != exitLost {
 		t.Fatalf("exit %d, want %d", c, exitLost)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
