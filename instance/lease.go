@@ -278,7 +278,7 @@ func (le *FileLease) Release() error {
 	} else {
 		err = fmt.Errorf("%s: %w: another process holds it now; its record is left alone", le.path, ErrLost)
 	}
-	unix.Close(le.recFD)
+	_ = unix.Close(le.recFD) // read-write, no lock on it: nothing to lose
 	if cerr := unix.Close(le.lockFD); cerr != nil && err == nil {
 		err = &os.PathError{Op: "close", Path: le.path, Err: cerr}
 	}

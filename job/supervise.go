@@ -67,7 +67,7 @@ func (s *supervisor) loop(ctx context.Context, exits <-chan int, ack chan<- stru
 			s.spec.Logf("job tree still running %v after SIGTERM; sending SIGKILL", s.spec.KillAfter)
 			s.kill()
 		case <-sweepC:
-			s.signalTree(syscall.SIGKILL)
+			s.warn("SIGKILL the job's tree", s.signalTree(syscall.SIGKILL))
 		}
 		if s.killT != nil {
 			killC = s.killT.C
@@ -75,6 +75,14 @@ func (s *supervisor) loop(ctx context.Context, exits <-chan int, ack chan<- stru
 		if s.sweep != nil {
 			sweepC = s.sweep.C
 		}
+	}
+}
+
+// warn logs a failed signal: the loop goes on (SIGKILL follows, and the
+// tree is waited for either way).
+func (s *supervisor) warn(what string, err error) {
+	if err != nil {
+		s.spec.Logf("%s: %v", what, err)
 	}
 }
 
@@ -115,9 +123,9 @@ func (s *supervisor) stop() {
 	}
 	s.stopping, s.res.Stopped = true, true
 	if !s.reaped {
-		s.signalGroup(syscall.SIGTERM)
+		s.warn("SIGTERM the job's process group", s.signalGroup(syscall.SIGTERM))
 	}
-	s.signalTree(syscall.SIGTERM)
+	s.warn("SIGTERM the job's tree", s.signalTree(syscall.SIGTERM))
 	s.killT = time.NewTimer(s.spec.KillAfter)
 }
 
@@ -133,9 +141,9 @@ func (s *supervisor) kill() {
 		s.killT = nil
 	}
 	if !s.reaped {
-		s.signalGroup(syscall.SIGKILL)
+		s.warn("SIGKILL the job's process group", s.signalGroup(syscall.SIGKILL))
 	}
-	s.signalTree(syscall.SIGKILL)
+	s.warn("SIGKILL the job's tree", s.signalTree(syscall.SIGKILL))
 	s.sweep = time.NewTicker(resweep)
 }
 
@@ -164,7 +172,7 @@ func (s *supervisor) reapAll() {
 			s.reapMain()
 			continue
 		}
-		reapPID(pid)
+		_ = reapPID(pid) // false: another waiter got it first; nothing to do
 	}
 	s.decide()
 }
@@ -190,7 +198,7 @@ func (s *supervisor) reapMain() {
 	case Kill:
 		s.spec.Logf("job PID %d ended (%v); stopping the %d process(es) it left behind", s.cmd.Process.Pid, s.res.Status, left)
 		s.stopping = true
-		s.signalTree(syscall.SIGTERM)
+		s.warn("SIGTERM what the job left", s.signalTree(syscall.SIGTERM))
 		s.killT = time.NewTimer(s.spec.KillAfter)
 	case Wait:
 		s.spec.Logf("job PID %d ended (%v); waiting for the %d process(es) it left behind", s.cmd.Process.Pid, s.res.Status, left)

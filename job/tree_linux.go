@@ -78,7 +78,7 @@ func (s *supervisor) signalTree(sig syscall.Signal) error {
 		p, err := proc.Open(m.pid, m.start)
 		if err == nil {
 			err = p.Signal(sig)
-			p.Close()
+			_ = p.Close() // a pidfd; closing it cannot lose anything
 		}
 		if err != nil && !errors.Is(err, proc.ErrGone) && !errors.Is(err, proc.ErrChanged) && first == nil {
 			first = err

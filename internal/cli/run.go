@@ -188,7 +188,9 @@ func (o *runOpts) waitFor(lk instance.Locker, path string, sigs <-chan os.Signal
 		case r := <-done:
 			if sig, ok := job.Signal(context.Cause(ctx)); ok {
 				if r.err == nil {
-					r.le.Release()
+					if err := r.le.Release(); err != nil {
+						logf("%v", err)
+					}
 				}
 				return nil, exitf(128+int(sig), "%s: %s while waiting for the lock", path, unix.SignalName(sig))
 			}

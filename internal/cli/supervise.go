@@ -95,7 +95,8 @@ func (r *runner) supervise(argv []string) (health.JobRun, error) {
 	r.drain()
 	if r.fg {
 		signal.Ignore(syscall.SIGTTOU)
-		unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+		// Best effort: the terminal may be gone; guard exits next anyway.
+		_ = unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
 	}
 	run, err := r.outcome(res)
 	r.obs.jobEnded(run)
