@@ -8,6 +8,7 @@ import (
 	"os"
 	"syscall"
 
+	"guard/daemon"
 	"guard/instance"
 	"guard/internal/safepath"
 	"guard/pidfile"
@@ -25,22 +26,18 @@ const (
 	exitUnsafe      = 78
 )
 
-// exitError carries an explicit exit code and, unless quiet, a message.
-type exitError struct {
-	code  int
-	msg   string // printed as "guard: msg" unless empty
-	quiet bool
-}
-
-func (e *exitError) Error() string { return e.msg }
-
-// exitf returns an error that exits with code after printing one line.
+// exitf returns an error that exits with code after printing one line. The
+// code travels as a *daemon.ExitError, the kit's one exit-code error, which
+// a detached run also hands to its starting process.
 func exitf(code int, format string, a ...any) error {
-	return &exitError{code: code, msg: fmt.Sprintf(format, a...)}
+	return daemon.WithExitCode(code, fmt.Errorf(format, a...))
 }
+
+// errPrinted is the error of a command that has printed what it had to say.
+var errPrinted = errors.New("")
 
 // silent exits with code and prints nothing (the command printed already).
-func silent(code int) error { return &exitError{code: code, quiet: true} }
+func silent(code int) error { return daemon.WithExitCode(code, errPrinted) }
 
 // usageErr marks a command-line mistake.
 type usageErr struct{ msg string }
@@ -52,13 +49,13 @@ func usagef(format string, a ...any) error { return &usageErr{fmt.Sprintf(format
 // codeOf maps an error to the contract's exit code. It is the only place
 // that does.
 func codeOf(err error) int {
-	var ee *exitError
+	var ee *daemon.ExitError
 	var ue *usageErr
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ee):
-		return ee.code
+		return ee.Code
 	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
 		return exitUsage
 	case errors.Is(err, instance.ErrHeld):
@@ -81,8 +78,7 @@ func report(err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return code
 	}
-	var ee *exitError
-	if errors.As(err, &ee) && (ee.quiet || ee.msg == "") {
+	if errors.Is(err, errPrinted) {
 		return code
 	}
 	fmt.Fprintln(os.Stderr, "guard: "+err.Error())

@@ -156,7 +156,7 @@ func (o *runOpts) acquire(lk instance.Locker, sigs <-chan os.Signal, obs *observ
 		if o.quiet {
 			return nil, silent(o.conflictExit)
 		}
-		return nil, &exitError{code: o.conflictExit, msg: err.Error()}
+		return nil, daemon.WithExitCode(o.conflictExit, err)
 	}
 	return le, err
 }
