@@ -30,7 +30,7 @@ type deadlines struct {
 	armed    bool
 	err      error
 
-	jeopardy, ending, lost chan struct{}
+	jeopardy, ending, lost     chan struct{}
 	jeoOnce, endOnce, lostOnce sync.Once
 }
 

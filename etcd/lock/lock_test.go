@@ -265,3 +265,41 @@ func TestEndingStaysClosed(t *testing.T) {
 		t.Fatal("Ending reopened")
 	}
 }
+
+// TestWaiterRevokedRequeues: a waiter whose lease is revoked starts again
+// with a new lease at the end of the queue, and still gets the lock.
+func TestWaiterRevokedRequeues(t *testing.T) {
+	cli := newClient(t, endpoint)
+	l := New(cli, testOptions(t))
+	le := tryLock(t, l)
+	got := make(chan error, 1)
+	go func() {
+		w, err := New(cli, testOptions(t)).Lock(ctxT(t, 20*time.Second))
+		if err == nil {
+			err = w.Release()
+		}
+		got <- err
+	}()
+	q := waitQueue(t, l, 2)
+	if _, err := cli.Revoke(ctxT(t, 5*time.Second), q[1].Lease); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q2, err := l.Queue(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(q2) == 2 && q2[1].Lease != q[1].Lease {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiter did not come back: %+v", q2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	le.Release()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}
