@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,11 +84,17 @@ func newClient(t *testing.T, addr string) *clientv3.Client {
 	return cli
 }
 
+// names gives each test (each run of it, with -count) its own lock.
+var (
+	names sync.Map // *testing.T -> name
+	runs  atomic.Int64
+)
+
 // testOptions are short deadlines for tests: TTL 2s (etcd's minimum with
 // its default election timeout), Margin 250ms.
 func testOptions(t *testing.T) Options {
-	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-	return Options{Name: name, Command: []string{"sleep", "1000"}, TTL: 2 * time.Second,
+	name, _ := names.LoadOrStore(t, fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()), runs.Add(1)))
+	return Options{Name: name.(string), Command: []string{"sleep", "1000"}, TTL: 2 * time.Second,
 		Grace: 500 * time.Millisecond, Margin: 250 * time.Millisecond}
 }
 

@@ -92,7 +92,8 @@ func (l *Lock) enter(ctx context.Context) (*Lease, *contender, error) {
 
 // waitTurn waits until no contender before this one remains: it watches the
 // deletion of the key just before its own (from the revision after the look),
-// then looks again. It returns errLostWaiting when the lease is lost.
+// then looks again. It returns errLostWaiting when the lease is lost; while
+// etcd cannot be reached it keeps trying until then.
 func (le *Lease) waitTurn(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -114,11 +115,24 @@ func (le *Lease) waitTurn(ctx context.Context) error {
 		if le.d.isLost() {
 			return errLostWaiting
 		}
+		if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			// etcd is away: keep the place in the queue while the
+			// lease lasts (renewal goes on), and look again.
+			select {
+			case <-time.After(retryWait):
+			case <-ctx.Done():
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
 	}
 }
+
+// retryWait is how long a waiter that could not reach etcd waits before
+// looking again.
+const retryWait = 250 * time.Millisecond
 
 // predecessor returns the contender just before this one (nil if none) and
 // the revision it was seen at, checking in the same transaction that this
