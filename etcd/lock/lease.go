@@ -1,0 +1,132 @@
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"guard/instance"
+)
+
+// Lease is one acquisition of a Lock: an etcd lease, renewed by this
+// process, with the holder's key under it. It implements instance.Renewed.
+type Lease struct {
+	lock *Lock
+	id   clientv3.LeaseID
+	key  string
+	rev  int64           // create revision of key: the fencing token
+	rec  instance.Record // set before the lease is handed out, then read-only
+	d    *deadlines
+
+	ctx    context.Context // ends the lease's goroutines
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	once   sync.Once
+	relErr error
+}
+
+var _ instance.Renewed = (*Lease)(nil)
+
+// newLease starts renewing lease id, granted with ttl for a request sent at
+// sent (CLOCK_BOOTTIME).
+func newLease(l *Lock, id clientv3.LeaseID, sent, ttl time.Duration, rec *instance.Record) *Lease {
+	ctx, cancel := context.WithCancel(context.Background())
+	le := &Lease{lock: l, id: id, key: l.contenderKey(id), rec: *rec, ctx: ctx, cancel: cancel,
+		d: newDeadlines(sent, ttl, l.opts.Margin, l.opts.Grace)}
+	le.wg.Add(2)
+	go le.renew()
+	go le.watchClock()
+	return le
+}
+
+// Token implements instance.Lease: the create revision of the holder's key.
+// etcd's revisions only grow, so tokens strictly increase across the
+// holders of a lock (and of every lock in the cluster).
+func (le *Lease) Token() uint64 { return uint64(le.rev) }
+
+// Record implements instance.Lease: the record in the holder's key.
+func (le *Lease) Record() instance.Record { return le.rec }
+
+// Since implements instance.Lease: when the lock was taken.
+func (le *Lease) Since() time.Time { return le.rec.Acquired }
+
+// ID returns the etcd lease ID.
+func (le *Lease) ID() clientv3.LeaseID { return le.id }
+
+// Key returns the holder's key.
+func (le *Lease) Key() string { return le.key }
+
+// Jeopardy implements instance.Renewed: closed once half the TTL has passed
+// since the send time of the last acknowledged keepalive. It stays closed.
+func (le *Lease) Jeopardy() <-chan struct{} { return le.d.jeopardy }
+
+// Ending implements instance.Renewed: closed Grace before the deadline
+// D = S + TTL*(1-2*Rho) - Margin, S being the send time of the last
+// acknowledged keepalive, and whenever Lost closes. It stays closed even if
+// a later keepalive succeeds.
+func (le *Lease) Ending() <-chan struct{} { return le.d.ending }
+
+// Lost implements instance.Lease: closed at the deadline D, or at once when
+// etcd answers a keepalive with TTL 0 or the holder's key is deleted.
+// Renewal goes on after a deadline passed until Release: if etcd can be
+// reached again, that keeps the lock from passing on while the job dies.
+func (le *Lease) Lost() <-chan struct{} { return le.d.lost }
+
+// Err implements instance.Lease: nil while the lease holds, then an error
+// matching ErrPartition, ErrExpired or ErrRevoked (each matches
+// instance.ErrLost).
+func (le *Lease) Err() error { return le.d.cause() }
+
+// Release gives the lock up: in one transaction, if the holder's key is
+// still its own, it deletes it and writes the "last" record saying who
+// released the lock and when; then it revokes the lease. It is idempotent.
+// It does not close Lost or Ending. If the key was gone (the lease expired
+// or was revoked), the error matches instance.ErrLost and the last record
+// is left alone; if etcd cannot be reached it matches ErrUnavailable (the
+// lease then ends by itself within its TTL).
+func (le *Lease) Release() error {
+	le.once.Do(func() { le.relErr = le.release() })
+	return le.relErr
+}
+
+func (le *Lease) release() error {
+	le.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), le.lock.opts.Timeout)
+	defer cancel()
+	rel := le.rec
+	rel.LastPID, rel.PID, rel.Released = rel.PID, 0, time.Now()
+	resp, err := le.lock.cli.Txn(ctx).If(le.own()).
+		Then(clientv3.OpDelete(le.key), clientv3.OpPut(le.lock.lastKey(), string(rel.Marshal()))).
+		Commit()
+	_, rerr := le.lock.cli.Revoke(ctx, le.id)
+	switch {
+	case err != nil:
+		return unavailable("release "+le.key, err)
+	case !resp.Succeeded:
+		return fmt.Errorf("release %s: %w: the key was gone (lease expired or revoked); the last record is left alone", le.key, instance.ErrLost)
+	case rerr != nil && !errors.Is(rerr, rpctypes.ErrLeaseNotFound):
+		return unavailable("revoke lease", rerr)
+	}
+	return nil
+}
+
+// abandon leaves the queue: revoking the lease deletes the contender's key
+// with it.
+func (le *Lease) abandon() {
+	le.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), le.lock.opts.Timeout)
+	defer cancel()
+	le.lock.cli.Revoke(ctx, le.id) //nolint:errcheck // the lease expires by itself otherwise
+}
+
+// stop ends the renewal, the clock and the watch, and waits for them.
+func (le *Lease) stop() {
+	le.cancel()
+	le.wg.Wait()
+}

@@ -1,0 +1,210 @@
+package etcdlock
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// contender is one key of a lock's queue.
+type contender struct {
+	key   string
+	lease clientv3.LeaseID
+	rev   int64 // create revision: the fencing token it holds or will hold
+	value []byte
+}
+
+// contenderKey is the key a contender holding lease id puts.
+func (l *Lock) contenderKey(id clientv3.LeaseID) string {
+	return fmt.Sprintf("%s%016x", l.opts.Key, uint64(id))
+}
+
+// lastKey keeps the record of the last holder, under no lease.
+func (l *Lock) lastKey() string { return l.opts.Key + "last" }
+
+// queueRange gets the contenders' keys: Key + 16 hex digits all sort in
+// [Key+"0", Key+"g"), and Key + "last" sorts after.
+func (l *Lock) queueRange(extra ...clientv3.OpOption) clientv3.Op {
+	opts := append([]clientv3.OpOption{clientv3.WithRange(l.opts.Key + "g"),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)}, extra...)
+	return clientv3.OpGet(l.opts.Key+"0", opts...)
+}
+
+// contenders keeps the keys that are contenders' (prefix and 16 hex digits),
+// in queue order.
+func (l *Lock) contenders(kvs []*mvccpb.KeyValue) []*contender {
+	var q []*contender
+	for _, kv := range kvs {
+		k := string(kv.Key)
+		hex := k[len(l.opts.Key):]
+		id, err := strconv.ParseUint(hex, 16, 64)
+		if len(hex) != 16 || err != nil {
+			continue
+		}
+		q = append(q, &contender{key: k, lease: clientv3.LeaseID(id), rev: kv.CreateRevision, value: kv.Value})
+	}
+	slices.SortFunc(q, func(a, b *contender) int { return cmp.Compare(a.rev, b.rev) })
+	return q
+}
+
+// enter grants a lease, starts renewing it and puts this contender's key
+// under it. It returns the lease and the first contender in the queue (the
+// holder, possibly this one).
+func (l *Lock) enter(ctx context.Context) (*Lease, *contender, error) {
+	rec, err := newRecord(l.opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := l.request(ctx)
+	defer cancel()
+	sent := boottime()
+	g, err := l.cli.Grant(rctx, int64(l.opts.ttl()/time.Second))
+	if err != nil {
+		return nil, nil, unavailable("grant etcd lease", err)
+	}
+	le := newLease(l, g.ID, sent, time.Duration(g.TTL)*time.Second, rec)
+	resp, err := l.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(le.key), "=", 0)).
+		Then(clientv3.OpPut(le.key, string(rec.Marshal()), clientv3.WithLease(g.ID)), l.queueRange()).
+		Commit()
+	if err == nil && !resp.Succeeded {
+		err = fmt.Errorf("key %s exists already", le.key)
+	}
+	if err != nil {
+		le.abandon()
+		return nil, nil, unavailable("put "+le.key, err)
+	}
+	le.rev = resp.Header.Revision
+	le.watchOwn()
+	q := l.contenders(resp.Responses[1].GetResponseRange().Kvs)
+	if len(q) == 0 {
+		le.abandon()
+		return nil, nil, fmt.Errorf("%s: own key not found after putting it", le.key)
+	}
+	return le, q[0], nil
+}
+
+// waitTurn waits until no contender before this one remains: it watches the
+// deletion of the key just before its own (from the revision after the look),
+// then looks again. It returns errLostWaiting when the lease is lost; while
+// etcd cannot be reached it keeps trying until then.
+func (le *Lease) waitTurn(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-le.d.lost:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		pred, rev, err := le.predecessor(ctx)
+		if err == nil && pred == nil {
+			return nil
+		}
+		if err == nil {
+			err = le.waitDelete(ctx, pred.key, rev+1)
+		}
+		if le.d.isLost() {
+			return errLostWaiting
+		}
+		if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			// etcd is away: keep the place in the queue while the
+			// lease lasts (renewal goes on), and look again.
+			select {
+			case <-time.After(retryWait):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// retryWait is how long a waiter that could not reach etcd waits before
+// looking again.
+const retryWait = 250 * time.Millisecond
+
+// predecessor returns the contender just before this one (nil if none) and
+// the revision it was seen at, checking in the same transaction that this
+// contender's key still exists.
+func (le *Lease) predecessor(ctx context.Context) (*contender, int64, error) {
+	rctx, cancel := le.lock.request(ctx)
+	defer cancel()
+	resp, err := le.lock.cli.Txn(rctx).If(le.own()).
+		Then(le.lock.queueRange(clientv3.WithMaxCreateRev(le.rev-1), clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return nil, 0, unavailable("get "+le.lock.opts.Key, err)
+	}
+	if !resp.Succeeded {
+		le.d.lose(ErrRevoked)
+		return nil, 0, errLostWaiting
+	}
+	q := le.lock.contenders(resp.Responses[0].GetResponseRange().Kvs)
+	if len(q) == 0 {
+		return nil, resp.Header.Revision, nil
+	}
+	return q[len(q)-1], resp.Header.Revision, nil
+}
+
+// waitDelete returns when key is deleted at or after revision rev, or when
+// the watch ends (the caller looks again).
+func (le *Lease) waitDelete(ctx context.Context, key string, rev int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for wr := range le.lock.cli.Watch(wctx, key, clientv3.WithRev(rev), clientv3.WithFilterPut()) {
+		if wr.Err() != nil {
+			return nil
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == mvccpb.DELETE {
+				return nil
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New("watch " + key + ": closed")
+}
+
+// own compares this contender's key to the one it put.
+func (le *Lease) own() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(le.key), "=", le.rev)
+}
+
+// take stamps the record with the token and the acquisition time, in the
+// holder's key and in the last key, and starts the lease's deadlines.
+func (le *Lease) take(ctx context.Context) error {
+	rec := le.rec
+	rec.Token, rec.Acquired = uint64(le.rev), time.Now()
+	b := string(rec.Marshal())
+	rctx, cancel := le.lock.request(ctx)
+	defer cancel()
+	resp, err := le.lock.cli.Txn(rctx).If(le.own()).
+		Then(clientv3.OpPut(le.key, b, clientv3.WithLease(le.id)), clientv3.OpPut(le.lock.lastKey(), b)).
+		Commit()
+	if err != nil {
+		return unavailable("put "+le.key, err)
+	}
+	if !resp.Succeeded {
+		le.d.lose(ErrRevoked)
+		return errLostWaiting
+	}
+	le.rec = rec
+	le.d.arm(boottime())
+	if le.d.isLost() {
+		return errLostWaiting
+	}
+	return nil
+}
