@@ -9,6 +9,10 @@ import (
 // process holds the lock.
 var ErrHeld = errors.New("lock is held by another process")
 
+// ErrUnavailable is matched by the errors of a Locker whose backend (a
+// distributed store) cannot be reached or does not answer in time.
+var ErrUnavailable = errors.New("lock backend unavailable")
+
 // ErrUnsafe is matched by every *UnsafeError.
 var ErrUnsafe = errors.New("refused as unsafe")
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"guard/etcd/internal/etcdtest"
 )
 
 func TestDial(t *testing.T) {
@@ -25,7 +27,7 @@ func TestDialUnavailable(t *testing.T) {
 	}
 	refused := ln.Addr().String()
 	ln.Close()
-	silent := newProxy(t, endpoint)
+	silent := etcdtest.NewProxy(t, endpoint)
 	silent.Blackhole()
 	for name, addr := range map[string]string{"refused": refused, "blackholed": silent.Addr()} {
 		t.Run(name, func(t *testing.T) {

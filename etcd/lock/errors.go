@@ -13,7 +13,8 @@ import (
 
 // ErrUnavailable is matched by the errors returned when etcd cannot be
 // reached or does not answer in time. guard maps it to exit status 69.
-var ErrUnavailable = errors.New("etcd unavailable")
+// It matches instance.ErrUnavailable too.
+var ErrUnavailable = fmt.Errorf("etcd: %w", instance.ErrUnavailable)
 
 // The causes Lease.Err reports. Each matches instance.ErrLost.
 var (

@@ -3,8 +3,6 @@ package etcdlock
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -13,8 +11,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"guard/etcd/internal/etcdtest"
 )
 
 // endpoint is the client address of the test etcd, one node for the whole
@@ -27,50 +26,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	e, err := startEtcd(dir)
+	e, ep, err := etcdtest.Start(dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		fmt.Fprintln(os.Stderr, "start embedded etcd:", err)
 		os.Exit(1)
 	}
+	endpoint = ep
 	code := m.Run()
 	e.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// startEtcd starts a one-node etcd in dir on free 127.0.0.1 ports.
-func startEtcd(dir string) (*embed.Etcd, error) {
-	client, peer := freeURL(), freeURL()
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		e.Close()
-		return nil, fmt.Errorf("not ready after 30s")
-	}
-	endpoint = client.Host
-	return e, nil
-}
-
-// freeURL picks a free port (a small race with other programs, which the
-// start would report).
-func freeURL() url.URL {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return url.URL{Scheme: "http", Host: ln.Addr().String()}
 }
 
 // newClient connects to addr (the etcd, or a proxy in front of it).

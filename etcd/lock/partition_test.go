@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"guard/instance"
+
+	"guard/etcd/internal/etcdtest"
 )
 
 // TestPartitionLostBeforeStandby is promise 9's test: a holder cut off
@@ -66,7 +68,7 @@ func stats(ds []time.Duration) string {
 func partitionRound(t *testing.T, i int) (slack, late, floor time.Duration, err error) {
 	opts := testOptions(t)
 	opts.Name += "-" + string(rune('a'+i))
-	p := newProxy(t, endpoint)
+	p := etcdtest.NewProxy(t, endpoint)
 	defer p.Close()
 	holder := New(newClient(t, p.Addr()), opts)
 	le, err := holder.TryLock(ctxT(t, 10*time.Second))

@@ -60,6 +60,8 @@ func codeOf(err error) int {
 		return exitUsage
 	case errors.Is(err, instance.ErrHeld):
 		return exitBusy
+	case errors.Is(err, instance.ErrUnavailable):
+		return exitUnavailable
 	case errors.Is(err, instance.ErrUnsafe), errors.Is(err, pidfile.ErrUnsafe), errors.Is(err, pidfile.ErrMalformed),
 		errors.Is(err, safepath.ErrUnsafe):
 		return exitUnsafe

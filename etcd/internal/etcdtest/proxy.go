@@ -1,4 +1,7 @@
-package etcdlock
+// Package etcdtest starts real etcd servers for tests (embedded, on free
+// loopback ports) and puts a TCP Proxy in front of them that can cut a
+// client off silently, as a network partition does.
+package etcdtest
 
 import (
 	"io"
@@ -7,11 +10,11 @@ import (
 	"testing"
 )
 
-// proxy forwards TCP connections to a target. Blackhole stops forwarding
+// Proxy forwards TCP connections to a target. Blackhole stops forwarding
 // both ways without closing anything (no FIN, no RST): what a client sees
 // of a network partition. Restore resumes forwarding, data held back
 // included.
-type proxy struct {
+type Proxy struct {
 	ln     net.Listener
 	target string
 	done   chan struct{}
@@ -22,23 +25,26 @@ type proxy struct {
 	once  sync.Once
 }
 
-func newProxy(t *testing.T, target string) *proxy {
+// NewProxy listens on a free loopback port and forwards to target until
+// the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, done: make(chan struct{}), open: make(chan struct{})}
+	p := &Proxy{ln: ln, target: target, done: make(chan struct{}), open: make(chan struct{})}
 	close(p.open)
 	go p.serve()
 	t.Cleanup(p.Close)
 	return p
 }
 
-func (p *proxy) Addr() string { return p.ln.Addr().String() }
+// Addr is where clients connect.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // Blackhole stops forwarding.
-func (p *proxy) Blackhole() {
+func (p *Proxy) Blackhole() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -49,7 +55,7 @@ func (p *proxy) Blackhole() {
 }
 
 // Restore resumes forwarding.
-func (p *proxy) Restore() {
+func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -60,7 +66,7 @@ func (p *proxy) Restore() {
 }
 
 // Close closes the listener and every connection.
-func (p *proxy) Close() {
+func (p *Proxy) Close() {
 	p.once.Do(func() {
 		close(p.done)
 		p.ln.Close()
@@ -72,7 +78,7 @@ func (p *proxy) Close() {
 	})
 }
 
-func (p *proxy) serve() {
+func (p *Proxy) serve() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -92,7 +98,7 @@ func (p *proxy) serve() {
 }
 
 // pipe copies src to dst, holding each chunk back while blackholed.
-func (p *proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -115,8 +121,8 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	}
 }
 
-// wait blocks while blackholed; false once the proxy is closed.
-func (p *proxy) wait() bool {
+// wait blocks while blackholed; false once the Proxy is closed.
+func (p *Proxy) wait() bool {
 	p.mu.Lock()
 	open := p.open
 	p.mu.Unlock()

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"guard/etcd/internal/etcdtest"
+	"guard/internal/guardtest"
+)
+
+var (
+	bin      string // guard-etcd, built by TestMain
+	endpoint string // the test etcd's client address
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "guard-etcd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	bin = filepath.Join(dir, "guard-etcd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build guard-etcd: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	e, ep, err := etcdtest.Start(filepath.Join(dir, "etcd"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start etcd:", err)
+		os.Exit(2)
+	}
+	endpoint = ep
+	code := m.Run()
+	e.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a guard-etcd started in the background, in its own process group.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Stderr = &p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	})
+	return p
+}
+
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(guardtest.Patience):
+		t.Fatalf("%v did not end", p.cmd.Args)
+		return -1
+	}
+}
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+func exists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// The same command line as guard's, on an etcd lock: busy is 75 naming the
+// holder, status 0 while held and 3 after a clean end, TERM stops the job.
+func TestRunStatusBusy(t *testing.T) {
+	dir := t.TempDir()
+	name := "basic-" + fmt.Sprint(time.Now().UnixNano())
+	ready := filepath.Join(dir, "ready")
+	h := start(t, "run", "--etcd", endpoint, "--name", name, "--", "sh", "-c", "touch "+ready+"; exec sleep 300")
+	guardtest.Eventually(t, "the holder's job", func() bool { return exists(ready) })
+	if code, _, errs := run(t, "run", "--etcd", endpoint, "--name", name, "--", "true"); code != 75 ||
+		!strings.Contains(errs, fmt.Sprint(h.cmd.Process.Pid)) {
+		t.Fatalf("second run: exit %d %q, want 75 naming PID %d", code, errs, h.cmd.Process.Pid)
+	}
+	if code, out, errs := run(t, "status", "--etcd", endpoint, "--name", name); code != 0 || !strings.Contains(out, "running") {
+		t.Fatalf("status while held: %d %q %q", code, out, errs)
+	}
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	if code := h.wait(t); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("holder after SIGTERM: exit %d (%s), want 143", code, h.stderr.String())
+	}
+	if code, out, _ := run(t, "status", "--etcd", endpoint, "--name", name); code != 3 {
+		t.Fatalf("status after a clean end: %d %q, want 3", code, out)
+	}
+}
+
+// A holder cut off from etcd (a silent partition) has its job's whole tree
+// killed before a standby on the other side of the partition gets the lock
+// and starts its job: a flock(1) witness held by the holder's job (and by a
+// process it left in the background) is always free when the standby's job
+// takes it. The cut-off guard exits 69.
+func TestPartitionKillsTreeBeforeStandby(t *testing.T) {
+	guardtest.RequirePeer(t, "flock", "util-linux")
+	rounds := 5
+	if testing.Short() {
+		rounds = 2
+	}
+	for i := range rounds {
+		dir := t.TempDir()
+		name := fmt.Sprintf("partition-%d-%d", time.Now().UnixNano(), i)
+		witness, ready := filepath.Join(dir, "witness"), filepath.Join(dir, "ready")
+		px := etcdtest.NewProxy(t, endpoint)
+		job := fmt.Sprintf(`flock -n %s sh -c 'trap "" TERM; (trap "" TERM; sleep 300) & touch %s; wait'`, witness, ready)
+		h := start(t, "run", "--etcd", px.Addr(), "--ttl", "4s", "--lease-grace", "1s", "--kill-after", "30s",
+			"--name", name, "--", "sh", "-c", job)
+		guardtest.Eventually(t, "the holder's job", func() bool { return exists(ready) })
+		s := start(t, "run", "--etcd", endpoint, "--wait", "60s", "--name", name, "--",
+			"flock", "-n", "-E", "99", witness, "true")
+		time.Sleep(time.Duration(i) * 300 * time.Millisecond) // cut at different points of the renewal cycle
+		px.Blackhole()
+		if code := s.wait(t); code != 0 {
+			t.Fatalf("round %d: standby exit %d (99: its job found the old tree alive); %s", i, code, s.stderr.String())
+		}
+		if code := h.wait(t); code != 69 {
+			t.Fatalf("round %d: cut-off holder exit %d, want 69; %s", i, code, h.stderr.String())
+		}
+		px.Close()
+	}
+}
