@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -61,6 +62,15 @@ func (le *Lease) ID() clientv3.LeaseID { return le.id }
 
 // Key returns the holder's key.
 func (le *Lease) Key() string { return le.key }
+
+// Env returns the variables a job run under this lease gets besides
+// GUARD_TOKEN, for scripts written for etcdctl lock: ETCD_LOCK_KEY, the
+// holder's key, and ETCD_LOCK_REV, its create revision (the fencing token;
+// etcdctl's own ETCD_LOCK_REV is the revision of the put, which differs from
+// the create revision once a waiter waited).
+func (le *Lease) Env() []string {
+	return []string{"ETCD_LOCK_KEY=" + le.key, "ETCD_LOCK_REV=" + strconv.FormatInt(le.rev, 10)}
+}
 
 // Jeopardy implements instance.Renewed: closed once half the TTL has passed
 // since the send time of the last acknowledged keepalive. It stays closed.

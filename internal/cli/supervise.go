@@ -47,6 +47,12 @@ type inheritor interface {
 	Inherit() (*os.File, error)
 }
 
+// enver is a lease with variables of its own for the job (etcd's
+// ETCD_LOCK_KEY and ETCD_LOCK_REV).
+type enver interface {
+	Env() []string
+}
+
 // run starts the job, supervises it and returns guard's exit status. The
 // lock is released only once the job's whole tree is gone, and the run's
 // report is written after that, so it never delays the release.
@@ -111,6 +117,9 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 		"GUARD_LOCK="+r.path,
 		"GUARD_NAME="+r.name,
 		"GUARD_TOKEN="+strconv.FormatUint(r.lease.Token(), 10))
+	if e, ok := r.lease.(enver); ok {
+		cmd.Env = append(cmd.Env, e.Env()...)
+	}
 	if in, ok := r.lease.(inheritor); ok && r.opts.leftovers != job.Ignore {
 		// The job inherits the locked, read-only descriptor as fd 3: what
 		// it starts holds the lock as long as it runs, even if guard is

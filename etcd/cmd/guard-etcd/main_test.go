@@ -98,9 +98,15 @@ func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 func TestRunStatusBusy(t *testing.T) {
 	dir := t.TempDir()
 	name := "basic-" + fmt.Sprint(time.Now().UnixNano())
-	ready := filepath.Join(dir, "ready")
-	h := start(t, "run", "--etcd", endpoint, "--name", name, "--", "sh", "-c", "touch "+ready+"; exec sleep 300")
+	ready, env := filepath.Join(dir, "ready"), filepath.Join(dir, "env")
+	h := start(t, "run", "--etcd", endpoint, "--name", name, "--", "sh", "-c",
+		`echo "$GUARD_TOKEN $ETCD_LOCK_REV $ETCD_LOCK_KEY" >`+env+"; touch "+ready+"; exec sleep 300")
 	guardtest.Eventually(t, "the holder's job", func() bool { return exists(ready) })
+	b, _ := os.ReadFile(env)
+	f := strings.Fields(string(b))
+	if len(f) != 3 || f[0] != f[1] || f[0] == "0" || !strings.HasPrefix(f[2], "/guard/"+name+"/") {
+		t.Fatalf("job's GUARD_TOKEN, ETCD_LOCK_REV, ETCD_LOCK_KEY = %q: want the token twice and a key under /guard/%s/", b, name)
+	}
 	if code, _, errs := run(t, "run", "--etcd", endpoint, "--name", name, "--", "true"); code != 75 ||
 		!strings.Contains(errs, fmt.Sprint(h.cmd.Process.Pid)) {
 		t.Fatalf("second run: exit %d %q, want 75 naming PID %d", code, errs, h.cmd.Process.Pid)
