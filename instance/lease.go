@@ -107,35 +107,31 @@ func (l *Lock) initRecord(le *FileLease, locked *unix.Stat_t) error {
 	return nil
 }
 
-// identity is what a record says about the process that holds the lock.
-type identity struct {
-	start uint64
-	boot  string
-	pidns uint64
-	host  string
-}
+// Self returns the part of a record that identifies this process as a
+// holder: PID, start time, boot id, PID namespace and host name. It is read
+// once: it does not change, and reading it before a wait keeps /proc reads
+// off the path from wake-up to the job's start. Any backend's records use it.
+func Self() (Record, error) { return self() }
 
-// self reads this process's identity once: it does not change, and reading
-// it before waiting keeps /proc reads off the path from wake-up to job start.
-var self = sync.OnceValues(func() (identity, error) {
+var self = sync.OnceValues(func() (Record, error) {
 	st, err := proc.ReadStat(os.Getpid())
 	if err != nil {
-		return identity{}, fmt.Errorf("read own start time: %w", err)
+		return Record{}, fmt.Errorf("read own start time: %w", err)
 	}
 	boot, err := proc.BootID()
 	if err != nil {
-		return identity{}, fmt.Errorf("read boot id: %w", err)
+		return Record{}, fmt.Errorf("read boot id: %w", err)
 	}
 	ns, err := proc.PIDNamespace(0)
 	if err != nil {
-		return identity{}, err
+		return Record{}, err
 	}
 	host, _ := os.Hostname()
-	return identity{start: st.StartTicks, boot: boot, pidns: ns, host: host}, nil
+	return Record{PID: os.Getpid(), StartTicks: st.StartTicks, BootID: boot, PIDNS: ns, Host: host}, nil
 })
 
 func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
-	id, err := self()
+	rec, err := self()
 	if err != nil {
 		return nil, err
 	}
@@ -144,9 +140,8 @@ func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
 	if err != nil {
 		return nil, &UnsafeError{Path: l.opts.Path, Reason: err.Error()}
 	}
-	return &Record{PID: os.Getpid(), StartTicks: id.start, BootID: id.boot, PIDNS: id.pidns,
-		Host: id.host, Acquired: now, Name: l.opts.Name, Command: QuoteCommand(l.opts.Command),
-		Token: token}, nil
+	rec.Acquired, rec.Name, rec.Command, rec.Token = now, l.opts.Name, QuoteCommand(l.opts.Command), token
+	return &rec, nil
 }
 
 // write puts rec into the file in place: one write of at most a page at
