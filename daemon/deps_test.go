@@ -1,40 +1,25 @@
 package daemon
 
 import (
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 // TestDependencies keeps the package light (in the spirit of tailscale's deptest): no
-// HTTP, no Prometheus, no third-party module but golang.org/x/sys, and of guard's own
-// packages only guard/internal/... (safepath).
+// HTTP, no Prometheus, no third-party module but golang.org/x/sys, and of guard only its
+// internal helpers.
 func TestDependencies(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
+	guardtest.Forbid(t, func(p string) string {
+		switch {
+		case p == "net/http", strings.HasPrefix(p, "net/http/"), p == "expvar":
+			return "no HTTP in the daemon kit"
+		case guardtest.ThirdParty(p) && !strings.HasPrefix(p, "golang.org/x/sys/"):
+			return "no third-party module but golang.org/x/sys"
+		case strings.HasPrefix(p, "guard/") && !strings.HasPrefix(p, "guard/internal/"):
+			return "no other guard package"
 		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			thirdParty := strings.Contains(strings.Split(path, "/")[0], ".")
-			switch {
-			case path == "net/http", strings.HasPrefix(path, "net/http/"), path == "expvar",
-				strings.Contains(path, "prometheus"),
-				thirdParty && !strings.HasPrefix(path, "golang.org/x/sys/"),
-				strings.HasPrefix(path, "guard/") && !strings.HasPrefix(path, "guard/internal/"):
-				t.Errorf("%s imports %q", name, path)
-			}
-		}
-	}
+		return ""
+	})
 }

@@ -1,27 +1,24 @@
 package pidfile
 
 import (
-	"go/build"
 	"strings"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 // TestImports keeps pidfile a leaf of the kit: the standard library,
-// golang.org/x/sys, guard/internal/proc and guard/internal/safepath only (no HTTP, no Prometheus, no
-// other guard package).
+// golang.org/x/sys/unix, guard/internal/proc and guard/internal/safepath only
+// (no HTTP, no Prometheus, no other guard package).
 func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		std := !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") && !strings.HasPrefix(imp, "guard")
+	guardtest.Forbid(t, func(p string) string {
 		switch {
-		case imp == "net/http" || strings.HasPrefix(imp, "net/http/"):
-			t.Errorf("pidfile imports %s", imp)
-		case std, imp == "golang.org/x/sys/unix", imp == "guard/internal/proc", imp == "guard/internal/safepath":
-		default:
-			t.Errorf("pidfile imports %s; only the standard library, x/sys/unix, internal/proc and internal/safepath are allowed", imp)
+		case p == "net/http", strings.HasPrefix(p, "net/http/"):
+			return "no HTTP"
+		case p == "golang.org/x/sys/unix", p == "guard/internal/proc", p == "guard/internal/safepath":
+		case guardtest.ThirdParty(p) || strings.HasPrefix(p, "guard"):
+			return "only the standard library, x/sys/unix, internal/proc and internal/safepath"
 		}
-	}
+		return ""
+	})
 }

@@ -1,12 +1,10 @@
 package etcdlock
 
 import (
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"guard/internal/guardtest"
 )
 
 // TestDependencies: the lock neither imports guard's job, health or daemon
@@ -14,28 +12,17 @@ import (
 // package, whose Session keeps leases alive with a deadline counted from
 // the receive time of each answer.
 func TestDependencies(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
+	guardtest.Forbid(t, func(p string) string {
+		switch {
+		case p == "net/http", strings.HasPrefix(p, "net/http/"), p == "expvar", strings.Contains(p, "prometheus"):
+			return "no HTTP or Prometheus"
+		case strings.HasPrefix(p, "go.etcd.io/etcd/client/v3/concurrency"):
+			return "its Session counts the lease's deadline from the receive time of each answer"
+		case strings.HasPrefix(p, "go.etcd.io/etcd/server/"):
+			return "the server is for tests only"
+		case p == "guard/job", p == "guard/health", p == "guard/daemon":
+			return "the lock imports neither job, health nor daemon"
 		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			switch {
-			case path == "net/http", strings.HasPrefix(path, "net/http/"), path == "expvar",
-				strings.Contains(path, "prometheus"),
-				strings.HasPrefix(path, "go.etcd.io/etcd/client/v3/concurrency"),
-				strings.HasPrefix(path, "go.etcd.io/etcd/server/"),
-				path == "guard/job", path == "guard/health", path == "guard/daemon":
-				t.Errorf("%s imports %q", name, path)
-			}
-		}
-	}
+		return ""
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,4 +49,32 @@ func RequirePeer(t testing.TB, name, pkg string) string {
 		Missing(t, fmt.Sprintf("%s not found (install the Debian package %s)", name, pkg))
 	}
 	return p
+}
+
+// Imports returns the packages the package in the test's directory imports
+// directly, its tests left out: what a dependency test checks.
+func Imports(t testing.TB) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+// Forbid fails the test for each import of the package in the test's
+// directory that bad says it must not have, with bad's reason.
+func Forbid(t testing.TB, bad func(path string) (why string)) {
+	t.Helper()
+	for _, imp := range Imports(t) {
+		if why := bad(imp); why != "" {
+			t.Errorf("imports %s: %s", imp, why)
+		}
+	}
+}
+
+// ThirdParty reports whether an import path is outside the standard
+// library and guard's own modules.
+func ThirdParty(path string) bool {
+	return strings.Contains(strings.SplitN(path, "/", 2)[0], ".")
 }
