@@ -63,3 +63,21 @@ type Renewed interface {
 	Jeopardy() <-chan struct{}
 	Ending() <-chan struct{}
 }
+
+// Controlled is implemented by a Lease whose holder may run on another host
+// (etcd): guard stop and guard reload reach it through the backend, not by
+// signals. The holder acts on each Request it receives on Requests: a stop
+// is its normal stop of the job's whole tree, then Release; a reload is a
+// SIGHUP forwarded to the job, whose outcome Done reports to the asker.
+type Controlled interface {
+	Lease
+	Requests() <-chan Request
+}
+
+// Request is a stop or reload asked of a Controlled lease's holder.
+type Request struct {
+	Reload bool // false: stop
+	// Done reports a reload's outcome to the asker (nil: done). It is nil
+	// for a stop, whose outcome is the lock becoming free.
+	Done func(error)
+}

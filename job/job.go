@@ -146,6 +146,8 @@ type Job struct {
 type control struct {
 	kill  bool
 	cause error
+	sig   os.Signal  // Signal: act on sig as if it came from Spec.Signals
+	reply chan error // Signal's answer
 }
 
 // Start starts spec.Cmd and supervises its tree until it is over. When ctx
@@ -178,6 +180,27 @@ func (j *Job) Stop(cause error) { j.send(control{cause: cause}) }
 // Kill sends SIGKILL to the whole tree now, with cause as the Result's
 // Cause if none was given before. It does not wait.
 func (j *Job) Kill(cause error) { j.send(control{kill: true, cause: cause}) }
+
+// Signal acts on sig as on a signal from Spec.Signals (TERM and INT stop the
+// tree, others are forwarded, then OnSignal runs) and returns the error of
+// forwarding it; an error matching ErrDone once the job is over.
+func (j *Job) Signal(sig os.Signal) error {
+	reply := make(chan error, 1)
+	select {
+	case j.ctl <- control{sig: sig, reply: reply}:
+	case <-j.done:
+		return ErrDone
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-j.done:
+		return ErrDone
+	}
+}
+
+// ErrDone is returned by Signal once the job is over.
+var ErrDone = errors.New("job is over")
 
 func (j *Job) send(c control) {
 	select {

@@ -223,3 +223,28 @@ func TestExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// Job.Signal forwards like a received signal, and SIGTERM through it stops
+// the tree with the KILL timer armed.
+func TestJobSignal(t *testing.T) {
+	dir := t.TempDir()
+	j := sh(t, Spec{KillAfter: 200 * time.Millisecond}, dir,
+		`trap 'echo HUP >>"$D/got"' HUP; trap '' TERM; touch "$D/ready"; while :; do sleep 0.05; done`)
+	guardtest.Eventually(t, "the job", func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil })
+	if err := j.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	guardtest.Eventually(t, "SIGHUP in the job", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "got"))
+		return string(b) == "HUP\n"
+	})
+	if err := j.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if res := wait(t, j); !res.Killed || res.Status.Signal != syscall.SIGKILL {
+		t.Fatalf("result %+v: a job ignoring SIGTERM sent through Signal must be killed after KillAfter", res)
+	}
+	if err := j.Signal(syscall.SIGHUP); !errors.Is(err, ErrDone) {
+		t.Fatalf("Signal after the end: %v, want ErrDone", err)
+	}
+}

@@ -53,10 +53,14 @@ func (s *supervisor) loop(ctx context.Context, exits <-chan int, ack chan<- stru
 		case sig := <-s.spec.Signals:
 			s.onSignal(sig)
 		case c := <-ctl:
-			s.setCause(c.cause)
-			if c.kill {
+			switch {
+			case c.sig != nil:
+				c.reply <- s.onSignal(c.sig)
+			case c.kill:
+				s.setCause(c.cause)
 				s.kill()
-			} else {
+			default:
+				s.setCause(c.cause)
 				s.stop()
 			}
 		case <-ctxDone:
@@ -94,8 +98,7 @@ func (s *supervisor) setCause(err error) {
 
 // onSignal acts on a signal from the caller's channel, then tells
 // OnSignal.
-func (s *supervisor) onSignal(sig os.Signal) {
-	var err error
+func (s *supervisor) onSignal(sig os.Signal) (err error) {
 	switch n, _ := sig.(syscall.Signal); {
 	case sig == syscall.SIGTERM || sig == syscall.SIGINT:
 		s.setCause(&signalCause{sig})
@@ -105,7 +108,7 @@ func (s *supervisor) onSignal(sig os.Signal) {
 			s.stop()
 		}
 	case n == 0:
-		return
+		return nil
 	case s.reaped:
 		err = s.signalTree(n)
 	default:
@@ -114,6 +117,7 @@ func (s *supervisor) onSignal(sig os.Signal) {
 	if s.spec.OnSignal != nil {
 		s.spec.OnSignal(sig, err)
 	}
+	return err
 }
 
 // stop sends SIGTERM to the tree and arms the SIGKILL timer, once.

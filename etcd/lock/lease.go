@@ -23,6 +23,7 @@ type Lease struct {
 	rev  int64           // create revision of key: the fencing token
 	rec  instance.Record // set before the lease is handed out, then read-only
 	d    *deadlines
+	reqs chan instance.Request // stop and reload requests for this holder
 
 	ctx    context.Context // ends the lease's goroutines
 	cancel context.CancelFunc
@@ -39,7 +40,8 @@ var _ instance.Renewed = (*Lease)(nil)
 func newLease(l *Lock, id clientv3.LeaseID, sent, ttl time.Duration, rec *instance.Record) *Lease {
 	ctx, cancel := context.WithCancel(context.Background())
 	le := &Lease{lock: l, id: id, key: l.contenderKey(id), rec: *rec, ctx: ctx, cancel: cancel,
-		d: newDeadlines(sent, ttl, l.opts.Margin, l.opts.Grace)}
+		reqs: make(chan instance.Request, 4),
+		d:    newDeadlines(sent, ttl, l.opts.Margin, l.opts.Grace)}
 	le.wg.Add(2)
 	go le.renew()
 	go le.watchClock()

@@ -206,5 +206,6 @@ func (le *Lease) take(ctx context.Context) error {
 	if le.d.isLost() {
 		return errLostWaiting
 	}
+	le.watchRequests()
 	return nil
 }

@@ -25,11 +25,15 @@ func stopCmd(args []string) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	if backend != nil {
-		return exitf(exitUsage, "stop: %v (stop the holder on its own host)", errNoBackendControl)
-	}
 	if t.pidfile != "" {
 		return pidfileStop(&t, timeout, killWait)
+	}
+	if backend != nil {
+		rc, err := t.openRemote("stop")
+		if err != nil {
+			return err
+		}
+		return remoteStop(rc, timeout, killWait)
 	}
 	h, _, err := t.inspect()
 	if err != nil {
@@ -127,7 +131,11 @@ func reloadCmd(args []string) error {
 		return err
 	}
 	if backend != nil {
-		return exitf(exitUsage, "reload: %v (reload the holder on its own host)", errNoBackendControl)
+		rc, err := tf.openRemote("reload")
+		if err != nil {
+			return err
+		}
+		return remoteReload(rc)
 	}
 	h, _, err := tf.inspect()
 	if err != nil {

@@ -203,6 +203,10 @@ func (r *runner) watch(j *job.Job) job.Result {
 	if isRenewed {
 		jeopardy, ending = renewed.Jeopardy(), renewed.Ending()
 	}
+	var requests <-chan instance.Request
+	if c, ok := r.lease.(instance.Controlled); ok {
+		requests = c.Requests()
+	}
 	for {
 		select {
 		case <-j.Done():
@@ -210,6 +214,8 @@ func (r *runner) watch(j *job.Job) job.Result {
 		case <-timeout:
 			logf("%s: job PID %d still running after --timeout %v; stopping its process tree", r.path, j.PID(), r.opts.timeout)
 			j.Stop(errTimeout)
+		case q := <-requests:
+			r.onRequest(j, q)
 		case <-jeopardy:
 			jeopardy = nil
 			r.obs.state.SetReady(false)
@@ -228,6 +234,25 @@ func (r *runner) watch(j *job.Job) job.Result {
 			logf("%v; killing the job's process tree", r.lease.Err())
 			j.Kill(fmt.Errorf("%w: %v", errLost, r.lease.Err()))
 		}
+	}
+}
+
+// errStopRequested is the cause of a job stopped by guard stop from another
+// host.
+var errStopRequested = errors.New("stop requested")
+
+// onRequest acts on a stop or reload asked through the lock's backend
+// (guard stop or guard reload on another host).
+func (r *runner) onRequest(j *job.Job, q instance.Request) {
+	if !q.Reload {
+		logf("%s: stop requested through the lock; stopping the job's process tree", r.path)
+		daemon.Stopping()
+		j.Stop(errStopRequested)
+		return
+	}
+	err := j.Signal(syscall.SIGHUP) // counted and logged by onSignal
+	if q.Done != nil {
+		q.Done(err)
 	}
 }
 

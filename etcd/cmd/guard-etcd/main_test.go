@@ -156,3 +156,40 @@ func TestPartitionKillsTreeBeforeStandby(t *testing.T) {
 		px.Close()
 	}
 }
+
+// stop and reload from another "host": a second guard-etcd process asks the
+// holder through etcd. reload reaches the job (SIGHUP) with an answer; stop
+// ends the job's whole tree, releases, and returns 0 once the lock is free;
+// a stop for a lock nobody holds says so and exits 0.
+func TestStopReloadThroughEtcd(t *testing.T) {
+	dir := t.TempDir()
+	name := "control-" + fmt.Sprint(time.Now().UnixNano())
+	ready, hups, bg := filepath.Join(dir, "ready"), filepath.Join(dir, "hups"), filepath.Join(dir, "bg")
+	job := fmt.Sprintf(`trap 'echo hup >>%s' HUP; (trap "" HUP; sleep 300) & echo $! >%s; touch %s; while :; do sleep 0.05; done`, hups, bg, ready)
+	h := start(t, "run", "--etcd", endpoint, "--name", name, "--", "sh", "-c", job)
+	guardtest.Eventually(t, "the holder's job", func() bool { return exists(ready) })
+	if code, out, errs := run(t, "reload", "--etcd", endpoint, "--name", name); code != 0 {
+		t.Fatalf("reload: %d %q %q", code, out, errs)
+	}
+	guardtest.Eventually(t, "SIGHUP in the job", func() bool { b, _ := os.ReadFile(hups); return string(b) == "hup\n" })
+	b, _ := os.ReadFile(bg)
+	worker := strings.TrimSpace(string(b))
+	if code, out, errs := run(t, "stop", "--etcd", endpoint, "--name", name); code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("stop: %d %q %q", code, out, errs)
+	}
+	if code := h.wait(t); code == 0 {
+		t.Fatalf("holder exit 0 after a stop request; %s", h.stderr.String())
+	}
+	if _, err := os.Stat("/proc/" + worker); err == nil {
+		t.Fatalf("the job's background process %s outlived the stop", worker)
+	}
+	if code, out, _ := run(t, "status", "--etcd", endpoint, "--name", name); code != 3 {
+		t.Fatalf("status after stop: %d %q, want 3", code, out)
+	}
+	if code, out, _ := run(t, "stop", "--etcd", endpoint, "--name", name); code != 0 || !strings.Contains(out, "not running") {
+		t.Fatalf("stop of a free lock: %d %q", code, out)
+	}
+	if code, _, _ := run(t, "reload", "--etcd", endpoint, "--name", name); code != 7 {
+		t.Fatalf("reload of a free lock: %d, want 7", code)
+	}
+}
