@@ -3,6 +3,7 @@ package etcdlock
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -50,7 +51,15 @@ func (l *Lock) Inspect(ctx context.Context) (*instance.Holder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.holderOf(q, last), nil
+	h := l.holderOf(q, last)
+	if h.State == instance.Held {
+		rctx, cancel := l.request(ctx)
+		defer cancel()
+		if ttl, err := l.cli.TimeToLive(rctx, q[0].lease); err == nil && ttl.TTL > 0 {
+			h.Reason += fmt.Sprintf("; lease TTL left %ds of %ds", ttl.TTL, ttl.GrantedTTL)
+		}
+	}
+	return h, nil
 }
 
 // snapshot reads the queue and the last record at one revision.
@@ -93,7 +102,15 @@ func (l *Lock) holderOf(q []*contender, last []byte) *instance.Holder {
 			h.Reason = fmt.Sprintf("key %s, etcd lease %x, holds no guard record", q[0].key, int64(q[0].lease))
 		}
 		if n := len(q) - 1; n > 0 {
-			h.Reason += fmt.Sprintf("; %d waiting", n)
+			h.Reason += fmt.Sprintf("; %d waiting, in order:", n)
+			for _, w := range q[1:] {
+				if r := w.record(); r != nil {
+					h.Reason += fmt.Sprintf(" PID %d on %s since %s,", r.PID, r.Host, r.Acquired.Local().Format(time.RFC3339))
+				} else {
+					h.Reason += " " + w.key + ","
+				}
+			}
+			h.Reason = strings.TrimSuffix(h.Reason, ",")
 		}
 		return h
 	}

@@ -161,8 +161,9 @@ func TestInspectQueue(t *testing.T) {
 		waitQueue(t, l, i+2)
 	}
 	h, err := l.Inspect(ctxT(t, 5*time.Second))
-	if err != nil || h.State != instance.Held || h.Record.Token != le.Token() || !strings.Contains(h.Reason, "2 waiting") {
-		t.Fatalf("inspect: %+v, %v", h, err)
+	if err != nil || h.State != instance.Held || h.Record.Token != le.Token() || !strings.Contains(h.Reason, "2 waiting, in order: PID") ||
+		strings.Count(h.Reason, " since ") != 2 || !strings.Contains(h.Reason, "lease TTL left") {
+		t.Fatalf("inspect: %+v, %v; want the waiters in order and the TTL left", h, err)
 	}
 	t.Logf("%s", h.Describe())
 	q := waitQueue(t, l, 3)
