@@ -18,6 +18,7 @@ import (
 
 var (
 	bin      string // guard-etcd, built by TestMain
+	etcdctl  string // etcdctl 3.7, built from its module (a tool of this module)
 	endpoint string // the test etcd's client address
 )
 
@@ -30,6 +31,11 @@ func TestMain(m *testing.M) {
 	bin = filepath.Join(dir, "guard-etcd")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build guard-etcd: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	etcdctl = filepath.Join(dir, "etcdctl")
+	if out, err := exec.Command("go", "build", "-o", etcdctl, "go.etcd.io/etcd/etcdctl/v3").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build etcdctl: %v\n%s", err, out)
 		os.Exit(2)
 	}
 	e, ep, err := etcdtest.Start(filepath.Join(dir, "etcd"))
@@ -51,9 +57,11 @@ type proc struct {
 	done   chan struct{}
 }
 
-func start(t *testing.T, args ...string) *proc {
+func start(t *testing.T, args ...string) *proc { t.Helper(); return startProg(t, bin, args...) }
+
+func startProg(t *testing.T, prog string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(prog, args...), done: make(chan struct{})}
 	p.cmd.Stderr = &p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
