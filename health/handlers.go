@@ -150,7 +150,21 @@ type healthzBody struct {
 	Ready   bool        `json:"ready"`
 	Lock    lockJSON    `json:"lock"`
 	Reloads reloadsJSON `json:"reloads"`
+	Lease   *leaseJSON  `json:"lease,omitempty"`
 }
+
+// leaseJSON is /healthz's "lease", present while a renewed lease (etcd)
+// is held.
+type leaseJSON struct {
+	TTLSeconds float64 `json:"ttl_seconds"`
+	Deadline   *string `json:"deadline"`
+	Renewals   uint64  `json:"renewals"`
+	Failures   uint64  `json:"renewal_failures"`
+	Jeopardy   bool    `json:"jeopardy"`
+}
+
+// leaseReporter is a LockReporter that also knows a renewed lease (State).
+type leaseReporter interface{ LeaseState() LeaseState }
 
 type lockJSON struct {
 	Path    string  `json:"path"`
@@ -187,6 +201,12 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 			PID: ls.PID, Since: rfc3339(ls.Since), Token: ls.Token,
 		},
 		Reloads: reloadsJSON{Total: rs.Total, Failed: rs.Failed, LastSuccess: rfc3339(rs.LastSuccess)},
+	}
+	if lr, ok := h.lock.(leaseReporter); ok {
+		if l := lr.LeaseState(); l.Active {
+			body.Lease = &leaseJSON{TTLSeconds: l.TTL.Seconds(), Deadline: rfc3339(l.Deadline),
+				Renewals: l.Renewals, Failures: l.Failures, Jeopardy: l.Jeopardy}
+		}
 	}
 	code := http.StatusOK
 	if !checks[0].ok || !checks[1].ok {

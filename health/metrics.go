@@ -34,6 +34,14 @@ type BuildInfo struct {
 //	guard_job_duration_seconds                  gauge: last run's duration, absent until then
 //	guard_job_last_success_timestamp_seconds    gauge: Unix time, 0 if none yet
 //
+// and, once a renewed lease (etcd) reported a renewal:
+//
+//	guard_lease_renewals_total{result}          counter: result is "success" or "failure"
+//	guard_lease_renewal_rtt_seconds             histogram: round trip of acknowledged renewals
+//	guard_lease_ttl_seconds                     gauge: TTL granted, while a lease is held
+//	guard_lease_deadline_timestamp_seconds      gauge: Unix time the job's tree is killed unless renewed, while held
+//	guard_lease_jeopardy                        gauge: 1 once renewal was overdue during this hold
+//
 // Every label value comes from a fixed set, so the number of series is
 // constant. Scrapes only load s's snapshot atomically. The caller may
 // register more collectors. NewRegistry panics if s is nil.
@@ -82,6 +90,11 @@ var (
 	descJobExit      = newDesc(nameJobExit, helpJobExit)
 	descJobDuration  = newDesc(nameJobDuration, helpJobDuration)
 	descJobOK        = newDesc(nameJobOK, helpJobOK)
+	descRenewals     = newDesc("guard_lease_renewals_total", "Renewals of the lock's lease (etcd) by result.", "result")
+	descRTT          = newDesc("guard_lease_renewal_rtt_seconds", "Round trip of acknowledged lease renewals.")
+	descTTL          = newDesc("guard_lease_ttl_seconds", "TTL the server granted the held lease.")
+	descDeadline     = newDesc("guard_lease_deadline_timestamp_seconds", "Unix time at which the job's tree is killed unless the lease is renewed before.")
+	descJeopardy     = newDesc("guard_lease_jeopardy", "1 once renewal of the held lease was overdue (not ready), else 0.")
 )
 
 // Job metric names and help, shared by /metrics and textfiles so that
@@ -108,6 +121,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descLockHeld, descLockWaiting, descAcquisitions, descContended, descLost, descWait,
 		descReloads, descReloadOK, descJobRunning, descJobRuns, descJobExit, descJobDuration, descJobOK,
+		descRenewals, descRTT, descTTL, descDeadline, descJeopardy,
 	} {
 		ch <- d
 	}
@@ -147,6 +161,23 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descJobDuration, n.jobDuration.Seconds())
 	}
 	gauge(descJobOK, unixSeconds(n.jobLastSucc))
+
+	if l := n.lease; l.Active || l.Renewals+l.Failures > 0 {
+		counter(descRenewals, l.Renewals, "success")
+		counter(descRenewals, l.Failures, "failure")
+		rtt := make(map[float64]uint64, len(rttBuckets))
+		var cum uint64
+		for i, ub := range rttBuckets {
+			cum += n.rttBucket[i]
+			rtt[ub] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(descRTT, n.rttCount, n.rttSum.Seconds(), rtt)
+		if l.Active {
+			gauge(descTTL, l.TTL.Seconds())
+			gauge(descDeadline, unixSeconds(l.Deadline))
+			gauge(descJeopardy, b2f(l.Jeopardy))
+		}
+	}
 }
 
 func b2f(b bool) float64 {

@@ -64,6 +64,11 @@ type snapshot struct {
 	waitSum                            time.Duration
 	waitBucket                         [len(waitBuckets)]uint64 // not cumulative
 
+	lease     LeaseState
+	rttCount  uint64
+	rttSum    time.Duration
+	rttBucket [len(rttBuckets)]uint64 // not cumulative
+
 	jobRunning  bool
 	jobRuns     [len(results)]uint64 // indexed like results
 	jobRan      bool                 // a run finished that was not skipped
@@ -169,6 +174,7 @@ func (s *State) Lost() {
 func (s *State) Released() {
 	s.update(func(n *snapshot) {
 		n.lock = LockState{Path: n.lock.Path}
+		n.lease = LeaseState{Renewals: n.lease.Renewals, Failures: n.lease.Failures}
 	})
 }
 

@@ -81,3 +81,21 @@ type Request struct {
 	// for a stop, whose outcome is the lock becoming free.
 	Done func(error)
 }
+
+// Renewal is one renewal attempt of a Renewed lease, as reported to a
+// RenewalReporter's function.
+type Renewal struct {
+	Err error         // nil when the server acknowledged it
+	RTT time.Duration // from sending the request to its answer (or failure)
+	TTL time.Duration // as the server granted it
+	// Deadline is when the job's tree must be dead unless a later renewal
+	// succeeds, as a wall-clock time (read from the lease's own clock).
+	Deadline time.Time
+}
+
+// RenewalReporter is a Renewed lease that reports each renewal attempt,
+// for metrics. report runs on the lease's renewal goroutine: it must be
+// quick and must not block.
+type RenewalReporter interface {
+	ReportRenewals(report func(Renewal))
+}

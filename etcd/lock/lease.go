@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -24,6 +25,7 @@ type Lease struct {
 	rec  instance.Record // set before the lease is handed out, then read-only
 	d    *deadlines
 	reqs chan instance.Request // stop and reload requests for this holder
+	rep  atomic.Pointer[func(instance.Renewal)]
 
 	ctx    context.Context // ends the lease's goroutines
 	cancel context.CancelFunc
@@ -58,6 +60,24 @@ func (le *Lease) Record() instance.Record { return le.rec }
 
 // Since implements instance.Lease: when the lock was taken.
 func (le *Lease) Since() time.Time { return le.rec.Acquired }
+
+var _ instance.RenewalReporter = (*Lease)(nil)
+
+// ReportRenewals implements instance.RenewalReporter.
+func (le *Lease) ReportRenewals(report func(instance.Renewal)) { le.rep.Store(&report) }
+
+// report tells the reporter, if any, of a renewal sent at sent.
+func (le *Lease) report(sent time.Duration, err error) {
+	f := le.rep.Load()
+	if f == nil {
+		return
+	}
+	now := boottime()
+	le.d.mu.Lock()
+	ttl, dl := le.d.ttl, le.d.deadline
+	le.d.mu.Unlock()
+	(*f)(instance.Renewal{Err: err, RTT: now - sent, TTL: ttl, Deadline: time.Now().Add(dl - now)})
+}
 
 // ID returns the etcd lease ID.
 func (le *Lease) ID() clientv3.LeaseID { return le.id }

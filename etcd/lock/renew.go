@@ -64,10 +64,12 @@ func (le *Lease) renew() {
 			le.d.lose(ErrExpired)
 			return
 		case err != nil:
+			le.report(sent, err)
 			// Try again soon, not in a tight loop when refused at once.
 			next = max(boottime(), sent+min(every/4, 250*time.Millisecond))
 		default:
 			le.d.acked(sent, time.Duration(resp.TTL)*time.Second)
+			le.report(sent, nil)
 			next = sent + every
 		}
 	}

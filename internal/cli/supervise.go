@@ -203,6 +203,11 @@ func (r *runner) watch(j *job.Job) job.Result {
 	if isRenewed {
 		jeopardy, ending = renewed.Jeopardy(), renewed.Ending()
 	}
+	if rr, ok := r.lease.(instance.RenewalReporter); ok {
+		rr.ReportRenewals(func(n instance.Renewal) {
+			r.obs.state.LeaseRenewal(n.Err == nil, n.RTT, n.TTL, n.Deadline)
+		})
+	}
 	var requests <-chan instance.Request
 	if c, ok := r.lease.(instance.Controlled); ok {
 		requests = c.Requests()
@@ -219,6 +224,7 @@ func (r *runner) watch(j *job.Job) job.Result {
 		case <-jeopardy:
 			jeopardy = nil
 			r.obs.state.SetReady(false)
+			r.obs.state.LeaseJeopardy()
 			logf("%s: lease renewal overdue; not ready", r.path)
 		case <-ending:
 			ending = nil

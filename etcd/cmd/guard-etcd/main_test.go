@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -200,4 +203,61 @@ func TestStopReloadThroughEtcd(t *testing.T) {
 	if code, _, _ := run(t, "reload", "--etcd", endpoint, "--name", name); code != 7 {
 		t.Fatalf("reload of a free lock: %d, want 7", code)
 	}
+}
+
+// --listen on an etcd lock: /healthz shows the lease, /metrics its
+// renewals, TTL and deadline.
+func TestLeaseHealthAndMetrics(t *testing.T) {
+	name := "metrics-" + fmt.Sprint(time.Now().UnixNano())
+	h := start(t, "run", "--etcd", endpoint, "--ttl", "3s", "--lease-grace", "500ms", "--listen", "127.0.0.1:0",
+		"--name", name, "--", "sleep", "300")
+	var addr string
+	guardtest.Eventually(t, "the health server's address", func() bool {
+		addr = listenAddr(h.cmd.Process.Pid)
+		return addr != ""
+	})
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	guardtest.Eventually(t, "a renewal in /metrics", func() bool {
+		return strings.Contains(get("/metrics"), `guard_lease_renewals_total{result="success"} `) &&
+			!strings.Contains(get("/metrics"), `guard_lease_renewals_total{result="success"} 0`)
+	})
+	m := get("/metrics")
+	for _, want := range []string{"guard_lease_ttl_seconds 3", "guard_lease_deadline_timestamp_seconds ", "guard_lease_jeopardy 0", "guard_lease_renewal_rtt_seconds_count "} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if hz := get("/healthz"); !strings.Contains(hz, `"lease":{"ttl_seconds":3,`) {
+		t.Errorf("/healthz: %s", hz)
+	}
+}
+
+// listenAddr finds the TCP port pid listens on, from /proc/net/tcp and its
+// descriptors.
+func listenAddr(pid int) string {
+	inodes := map[string]bool{}
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, e := range ents {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	b, _ := os.ReadFile("/proc/net/tcp")
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[3] == "0A" && inodes[f[9]] { // 0A: LISTEN
+			local := strings.Split(f[1], ":")
+			port, _ := strconv.ParseUint(local[1], 16, 16)
+			return fmt.Sprintf("127.0.0.1:%d", port)
+		}
+	}
+	return ""
 }
