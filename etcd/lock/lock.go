@@ -165,6 +165,9 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (*Lease, error) {
 		err = le.waitTurn(ctx)
 	}
 	if err == nil {
+		err = le.waitDelay(ctx, wait)
+	}
+	if err == nil {
 		err = le.take(ctx)
 	}
 	if err != nil {

@@ -115,3 +115,11 @@ func TestParseRunErrors(t *testing.T) {
 		}
 	}
 }
+
+// stop --force breaks only locks kept in etcd: on a local lock it is a
+// usage error, and nothing is looked at or signalled.
+func TestStopForceIsForEtcd(t *testing.T) {
+	if code := codeOf(stopCmd([]string{"--force", "--lock", t.TempDir() + "/x.lock"})); code != exitUsage {
+		t.Fatalf("stop --force on a file lock: exit %d, want %d", code, exitUsage)
+	}
+}

@@ -15,6 +15,9 @@ type remote interface {
 	instance.Locker
 	RequestStop(ctx context.Context, token uint64) error
 	RequestReload(ctx context.Context, token uint64) error
+	// ForceRelease breaks the lock: the next holder waits out the
+	// returned take-over delay; the holder's lease is revoked now.
+	ForceRelease(ctx context.Context, token uint64) (time.Duration, error)
 }
 
 // openRemote returns the lock the flags name as a remote one, or an error
@@ -51,7 +54,7 @@ func remoteHolder(rc remote) (*instance.Holder, error) {
 // remoteStop asks the holder to stop its job and release the lock, and
 // waits until it has (or a new holder took it), for timeout + killWait: the
 // holder's own stop sends SIGTERM, then SIGKILL after its --kill-after.
-func remoteStop(rc remote, timeout, killWait time.Duration) error {
+func remoteStop(rc remote, timeout, killWait time.Duration, force bool) error {
 	h, err := remoteHolder(rc)
 	if h == nil {
 		return err
@@ -59,6 +62,14 @@ func remoteStop(rc remote, timeout, killWait time.Duration) error {
 	token := h.Record.Token
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+killWait)
 	defer cancel()
+	if force {
+		delay, err := rc.ForceRelease(ctx, token)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: broke the lock of %s (its lease is revoked; the next holder waits %v)\n", h.Path, holderName(h), delay)
+		return nil
+	}
 	if err := rc.RequestStop(ctx, token); err != nil {
 		return err
 	}

@@ -19,11 +19,16 @@ func stopCmd(args []string) error {
 	t.register(fs)
 	fs.Var(durationFlag{&timeout}, "timeout", "how long to wait after SIGTERM before sending SIGKILL")
 	fs.Var(durationFlag{&killWait}, "kill-wait", "how long to wait after SIGKILL before giving up")
+	var force bool
+	fs.BoolVar(&force, "force", false, "with a lock in etcd: break the lock now (revoke the holder's lease; the holder kills its job's tree as soon as it hears of it, and the next holder waits one TTL)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if err := t.check(); err != nil {
 		return err
+	}
+	if force && backend == nil {
+		return usagef("stop: --force breaks a lock kept in etcd; a local lock is stopped through its proven holder")
 	}
 	if t.pidfile != "" {
 		return pidfileStop(&t, timeout, killWait)
@@ -33,7 +38,7 @@ func stopCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		return remoteStop(rc, timeout, killWait)
+		return remoteStop(rc, timeout, killWait, force)
 	}
 	h, _, err := t.inspect()
 	if err != nil {

@@ -261,3 +261,35 @@ func listenAddr(pid int) string {
 	}
 	return ""
 }
+
+// stop --force breaks the lock of a holder cut off from etcd: its lease is
+// revoked at once, but the next holder waits one TTL (the take-over delay),
+// by which time the cut-off holder's own deadline has killed its tree: the
+// witness is free when the standby's job takes it.
+func TestForceStopWaitsOutTheDelay(t *testing.T) {
+	guardtest.RequirePeer(t, "flock", "util-linux")
+	dir := t.TempDir()
+	name := "force-" + fmt.Sprint(time.Now().UnixNano())
+	witness, ready := filepath.Join(dir, "witness"), filepath.Join(dir, "ready")
+	px := etcdtest.NewProxy(t, endpoint)
+	job := fmt.Sprintf(`flock -n %s sh -c 'trap "" TERM; (trap "" TERM; sleep 300) & touch %s; wait'`, witness, ready)
+	h := start(t, "run", "--etcd", px.Addr(), "--ttl", "4s", "--lease-grace", "1s", "--name", name, "--", "sh", "-c", job)
+	guardtest.Eventually(t, "the holder's job", func() bool { return exists(ready) })
+	px.Blackhole() // the holder cannot hear of the revocation
+	if code, out, errs := run(t, "stop", "--force", "--etcd", endpoint, "--name", name); code != 0 || !strings.Contains(out, "broke the lock") {
+		t.Fatalf("stop --force: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := run(t, "run", "--etcd", endpoint, "--name", name, "--", "true"); code != 75 {
+		t.Fatalf("a run during the take-over delay: exit %d (%s), want 75", code, errs)
+	}
+	s := start(t, "run", "--etcd", endpoint, "--wait", "60s", "--name", name, "--", "flock", "-n", "-E", "99", witness, "true")
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("standby exit %d (99: overlapped the cut-off holder's tree); %s", code, s.stderr.String())
+	}
+	if code := h.wait(t); code != 69 {
+		t.Fatalf("cut-off holder exit %d, want 69; %s", code, h.stderr.String())
+	}
+	if code, _, errs := run(t, "stop", "--force", "--name", name, "--etcd", endpoint); code != 0 {
+		t.Fatalf("stop --force of a free lock: %d %s", code, errs)
+	}
+}
