@@ -1,20 +1,42 @@
 package instance
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"guard/internal/guardtest"
+	"guard/internal/proc"
 )
 
 // Tests written against mutants of this package that the other tests let
 // live: each pins a promise of the package doc that a small slip breaks.
+
+// The test binary doubles as one more helper: GUARD_TEST_LOCK_AND_CLOSE=1
+// takes the flock on its descriptor 3, closes it (the lock stays with the
+// description its parent keeps), says "locked" and waits for its stdin to
+// close: a live locker that no longer has the lock file open.
+func init() {
+	if os.Getenv("GUARD_TEST_LOCK_AND_CLOSE") == "1" {
+		if unix.Flock(3, unix.LOCK_EX|unix.LOCK_NB) != nil || unix.Close(3) != nil {
+			os.Exit(1)
+		}
+		fmt.Println("locked")
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
+}
 
 // waitingIn reports whether /proc/locks lists this process blocked on a
 // flock (a "->" line).
@@ -151,4 +173,208 @@ func TestReleaseLeavesTheLockToAnInheritor(t *testing.T) {
 		t.Fatalf("TryLock once the child is gone: %v", err)
 	}
 	le3.Release()
+}
+
+// orphanRecord writes into f a record naming pid, started at start, as
+// the holder.
+func orphanRecord(t *testing.T, f *os.File, pid int, start uint64) {
+	t.Helper()
+	boot, err := proc.BootID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := proc.PIDNamespace(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := Record{PID: pid, StartTicks: start, BootID: boot, PIDNS: ns, Host: "h", Acquired: time.Now(), Name: "job", Token: 9}
+	if _, err := f.WriteAt(rec.Marshal(), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A run that finds the lock busy, held by the job of a dead holder, names
+// those processes: its quick look (/proc/locks only) cannot prove anything
+// once the recorded holder is dead, so it falls back to the full look.
+func TestBusyNamesOrphanedJob(t *testing.T) {
+	path := filepath.Join(tempLockDir(t), "job.lock")
+	f, dead := lockThroughDeadHelper(t, path)
+	orphanRecord(t, f, dead, 1)
+	child := inheritor(t, f)
+	f.Close()
+	_, err := mustNew(t, path).TryLock(context.Background())
+	var he *HeldError
+	if !errors.As(err, &he) || he.Holder == nil {
+		t.Fatalf("TryLock: %v, want busy", err)
+	}
+	if h := he.Holder; h.State != Held || !h.Orphaned || len(h.Procs) != 1 || h.Procs[0].PID != child.Process.Pid {
+		t.Fatalf("busy with %v orphaned %v procs %+v (%s); want held by the orphaned PID %d", h.State, h.Orphaned, h.Procs, h.Reason, child.Process.Pid)
+	}
+}
+
+// A process that started before the recorded holder cannot have inherited
+// the lock from it: the lock is not the orphaned job's, and nothing proves
+// the process may be signalled.
+func TestOlderProcessIsNoOrphan(t *testing.T) {
+	path := filepath.Join(tempLockDir(t), "job.lock")
+	f, dead := lockThroughDeadHelper(t, path)
+	me, err := proc.ReadStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The record says the dead holder started after this process, which
+	// keeps the locked descriptor.
+	orphanRecord(t, f, dead, me.StartTicks+1)
+	h, err := Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.State != Held || h.Orphaned || len(h.Procs) != 1 || h.Procs[0].PID != os.Getpid() {
+		t.Fatalf("Inspect = %v orphaned %v procs %+v (%s); want held, not orphaned, by this process", h.State, h.Orphaned, h.Procs, h.Reason)
+	}
+}
+
+// A recorded holder that is a zombie (dead, not yet reaped by its parent)
+// is gone: the job's processes that keep its lock are its orphans.
+func TestZombieHolderIsGone(t *testing.T) {
+	path := filepath.Join(tempLockDir(t), "job.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	helper := exec.Command(os.Args[0], "-test.run=^TestFlockHelper$")
+	helper.Env = append(os.Environ(), "GUARD_TEST_FLOCK_FD=3")
+	helper.ExtraFiles = []*os.File{f}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reaped := false
+	t.Cleanup(func() {
+		if !reaped {
+			helper.Wait()
+		}
+	})
+	pid := helper.Process.Pid
+	var st proc.Stat
+	guardtest.Eventually(t, "the helper to be a zombie", func() bool {
+		st, err = proc.ReadStat(pid)
+		return err == nil && st.Zombie()
+	})
+	orphanRecord(t, f, pid, st.StartTicks)
+	child := inheritor(t, f)
+	f.Close()
+	h, err := Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.State != Held || !h.Orphaned || len(h.Procs) != 1 || h.Procs[0].PID != child.Process.Pid || !strings.Contains(h.Reason, "dead") {
+		t.Fatalf("Inspect = %v orphaned %v procs %+v (%s); want the zombie holder's job orphaned", h.State, h.Orphaned, h.Procs, h.Reason)
+	}
+	if err := helper.Wait(); err != nil {
+		t.Fatalf("flock helper: %v", err)
+	}
+	reaped = true
+}
+
+// lockedFile creates path and takes the flock on it through this process.
+func lockedFile(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// startOf returns pid's start time.
+func startOf(t *testing.T, pid int) uint64 {
+	t.Helper()
+	st, err := proc.ReadStat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.StartTicks
+}
+
+// inspectUnverified inspects path and fails unless the lock is held and its
+// holder unverified: nothing proves the process that the record names.
+func inspectUnverified(t *testing.T, path, why string) *Holder {
+	t.Helper()
+	h, err := Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.State != Held || h.Verified || h.Orphaned || !strings.Contains(h.Reason, why) {
+		t.Fatalf("Inspect = %v verified %v orphaned %v (%s); want held, unverified: %s", h.State, h.Verified, h.Orphaned, h.Reason, why)
+	}
+	for _, p := range h.Procs {
+		if p.Recorded {
+			t.Fatalf("holder %+v marked as the recorded one", p)
+		}
+	}
+	return h
+}
+
+// A holder whose PID names a process that started at another time than the
+// record says is not the recorded holder (the PID was reused), even when
+// that process holds the lock and has the file open.
+func TestReusedPIDIsNotVerified(t *testing.T) {
+	path := filepath.Join(tempLockDir(t), "job.lock")
+	f := lockedFile(t, path)
+	child := inheritor(t, f)
+	orphanRecord(t, f, child.Process.Pid, startOf(t, child.Process.Pid)+1)
+	inspectUnverified(t, path, "PID reused")
+}
+
+// A recorded holder that the kernel lists as the locker but that no longer
+// has the lock file open is not verified (its lock lives on in descriptors
+// it handed on).
+func TestLockerWithoutTheFileIsNotVerified(t *testing.T) {
+	path := filepath.Join(tempLockDir(t), "job.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := exec.Command(os.Args[0], "-test.run=^$")
+	c.Env = append(os.Environ(), "GUARD_TEST_LOCK_AND_CLOSE=1")
+	c.ExtraFiles = []*os.File{f}
+	in, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); c.Wait() })
+	if sc := bufio.NewScanner(out); !sc.Scan() || sc.Text() != "locked" {
+		t.Fatalf("helper: %q %v", sc.Text(), sc.Err())
+	}
+	orphanRecord(t, f, c.Process.Pid, startOf(t, c.Process.Pid))
+	inspectUnverified(t, path, "does not have the lock file open")
+}
+
+// A recorded holder that has the lock file open but neither took the lock
+// nor holds the locked description is not verified: another process holds
+// the lock.
+func TestOpenerWithoutTheLockIsNotVerified(t *testing.T) {
+	path := filepath.Join(tempLockDir(t), "job.lock")
+	f := lockedFile(t, path)
+	other, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	child := inheritor(t, other)
+	orphanRecord(t, f, child.Process.Pid, startOf(t, child.Process.Pid))
+	inspectUnverified(t, path, "as the locker, not the recorded PID")
 }

@@ -253,3 +253,19 @@ while :; do sleep 0.05; done`)
 		t.Fatalf("Kill did not end the tree within %v: processes forked after its scan were never killed", waitLimit)
 	}
 }
+
+// With Kill, what the main process left behind gets SIGTERM first, and a
+// chance to shut down cleanly before any SIGKILL.
+func TestLeftoversGetTermFirst(t *testing.T) {
+	dir := t.TempDir()
+	j := sh(t, Spec{KillAfter: time.Hour}, dir,
+		`setsid sh -c 'trap "touch \"\$D/termed\"; exit 0" TERM; touch "$D/ready"; while :; do sleep 0.05; done' &
+while [ ! -e "$D/ready" ]; do sleep 0.01; done; exit 0`)
+	res := wait(t, j)
+	if _, err := os.Stat(filepath.Join(dir, "termed")); err != nil {
+		t.Fatal("the process left behind did not get SIGTERM")
+	}
+	if res.Killed || res.Leftovers < 1 {
+		t.Fatalf("result %+v: want leftovers, stopped without SIGKILL", res)
+	}
+}

@@ -57,3 +57,22 @@ func TestSignalEndsTheWaitForTheLock(t *testing.T) {
 		t.Fatalf("the holder ended: %s", holder.stderr)
 	}
 }
+
+// --timeout stops the job's whole process group, not only its main
+// process, and escalates to SIGKILL after --kill-after: here the main
+// process ignores SIGTERM and a worker in its group exits on it.
+func TestTimeoutStopsTheWholeGroup(t *testing.T) {
+	dir := lockDir(t)
+	lock, termed := filepath.Join(dir, "job.lock"), filepath.Join(dir, "termed")
+	p := startGuard(t, "run", "--timeout", "200ms", "--kill-after", "300ms", "--lock", lock, "--", "sh", "-c",
+		`sh -c 'trap "touch `+termed+`; exit 0" TERM; while :; do sleep 0.05; done' & trap "" TERM; while :; do sleep 0.05; done`)
+	if code := p.wait(t); code != 128+9 || !strings.Contains(p.stderr.String(), "--timeout") {
+		t.Fatalf("exit %d, want 137 (the main process ignores SIGTERM): %s", code, p.stderr)
+	}
+	if !exists(termed) {
+		t.Fatal("the worker in the job's process group did not get SIGTERM on --timeout")
+	}
+	if held(t, lock) {
+		t.Fatal("lock held after the timed-out run")
+	}
+}
