@@ -179,6 +179,12 @@ func TestPidfileOfForeignDaemon(t *testing.T) {
 	guardtest.Eventually(t, "PID file", func() bool { return fileHas(pf, "\n") })
 	pid, _ := strconv.Atoi(strings.TrimSpace(readFile(pf)))
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	// start-stop-daemon writes the PID file in its child before that
+	// child execs the daemon: wait until the PID runs sleep.
+	guardtest.Eventually(t, "the daemon to exec sleep", func() bool {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		return exe == sleepBin
+	})
 	if r := guard(t, "status", "--pidfile", pf); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprint(pid)) {
 		t.Fatalf("status: %d %q, want 0 naming PID %d", r.code, r.stdout, pid)
 	}
