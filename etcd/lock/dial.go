@@ -134,3 +134,29 @@ func (c Config) tls() (*tls.Config, error) {
 	}
 	return t, nil
 }
+
+// ServerVersion returns the version of the etcd server at endpoint, as it
+// reports it (e.g. "3.5.13").
+func ServerVersion(ctx context.Context, cli *clientv3.Client, endpoint string) (string, error) {
+	st, err := cli.Status(ctx, endpoint)
+	if err != nil {
+		return "", unavailable("status of "+endpoint, err)
+	}
+	return st.Version, nil
+}
+
+// UnsafeServer says why an etcd server of version v may revoke a lease
+// early, or "": releases before 3.4.31 and 3.5.13 let a stale leader revoke
+// a lease that was just renewed (etcd#17465), which no client-side deadline
+// can guard against.
+func UnsafeServer(v string) string {
+	var major, minor, patch int
+	if n, _ := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); n != 3 {
+		return ""
+	}
+	fixed := map[[2]int]int{{3, 4}: 31, {3, 5}: 13}
+	if p, ok := fixed[[2]int{major, minor}]; (ok && patch < p) || major < 3 || (major == 3 && minor < 4) {
+		return fmt.Sprintf("etcd %s may revoke a lease early through a stale leader (etcd#17465; fixed in 3.4.31, 3.5.13 and later): a holder's job can then overlap the next one; upgrade the cluster", v)
+	}
+	return ""
+}

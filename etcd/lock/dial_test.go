@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +89,21 @@ func TestOptionsCheck(t *testing.T) {
 				t.Fatalf("Check() = %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+func TestUnsafeServer(t *testing.T) {
+	for v, unsafe := range map[string]bool{
+		"3.4.30": true, "3.4.31": false, "3.5.12": true, "3.5.13": false, "3.5.20": false,
+		"3.6.0": false, "3.7.3": false, "3.3.27": true, "2.3.8": true, "garbage": false,
+	} {
+		if got := UnsafeServer(v) != ""; got != unsafe {
+			t.Errorf("UnsafeServer(%q) = %v, want %v", v, got, unsafe)
+		}
+	}
+	cli := newClient(t, endpoint)
+	v, err := ServerVersion(ctxT(t, 5*time.Second), cli, endpoint)
+	if err != nil || !strings.HasPrefix(v, "3.7.") || UnsafeServer(v) != "" {
+		t.Fatalf("embedded server: %q %v", v, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -61,6 +62,13 @@ func (b *backend) Open(lock, name string, argv []string) (instance.Locker, strin
 	cli, err := etcdlock.Dial(ctx, b.cfg)
 	if err != nil {
 		return nil, "", err
+	}
+	for _, ep := range b.cfg.Endpoints {
+		if v, err := etcdlock.ServerVersion(ctx, cli, ep); err == nil {
+			if why := etcdlock.UnsafeServer(v); why != "" {
+				fmt.Fprintf(os.Stderr, "guard: warning: %s: %s\n", ep, why)
+			}
+		}
 	}
 	// The client lives as long as the process: the lease it renews is
 	// released before guard exits.
