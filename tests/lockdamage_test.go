@@ -119,7 +119,7 @@ func deletedLockFile(t *testing.T, racers, after int) {
 		ready := filepath.Join(dir, fmt.Sprintf("ready.%d", i))
 		holder := startTree(t, "run", "--lock", lock, "--", "flock", "-n", "-E", "99", wit,
 			"sh", "-c", "touch "+ready+"; exec sleep 30")
-		within(t, 10*time.Second, "the holder's job to start", func() bool { return exists(ready) || holder.exited() })
+		guardtest.Eventually(t, "the holder's job to start", func() bool { return exists(ready) || holder.exited() })
 		if holder.exited() {
 			t.Fatalf("iteration %d: holder exit %d: %s", i, holder.cmd.ProcessState.ExitCode(), holder.stderr)
 		}
@@ -173,7 +173,7 @@ func TestLockDamageJobWritesFD3(t *testing.T) {
 	job := fmt.Sprintf(`if [ ! -e /proc/$$/fd/3 ]; then echo no-fd3; elif echo 666 >&3 2>/dev/null; then echo wrote; else echo refused; fi > %s
 		echo "$GUARD_TOKEN" > %s; touch %s; exec sleep 30`, res, tok, ready)
 	p := startTree(t, "run", "--lock", lock, "--", "sh", "-c", job)
-	within(t, 10*time.Second, "job started", func() bool { return exists(ready) })
+	guardtest.Eventually(t, "job started", func() bool { return exists(ready) })
 	if b, _ := os.ReadFile(res); string(b) != "refused\n" {
 		t.Errorf("the job's write to fd 3: %q, want refused", b)
 	}
@@ -205,8 +205,8 @@ func TestLockDamageJobUnlocksFD3(t *testing.T) {
 	lock, tok, unlocked := filepath.Join(dir, "job.lock"), filepath.Join(dir, "tok"), filepath.Join(dir, "unlocked")
 	job := fmt.Sprintf(`echo "$GUARD_TOKEN" > %s; flock -u 3 && touch %s; exec sleep 30`, tok, unlocked)
 	p := startTree(t, "run", "--lock", lock, "--", "sh", "-c", job)
-	within(t, 10*time.Second, "the job to unlock fd 3", func() bool { return exists(unlocked) })
-	within(t, 5*time.Second, "guard to notice and take the lock again", func() bool {
+	guardtest.Eventually(t, "the job to unlock fd 3", func() bool { return exists(unlocked) })
+	guardtest.Eventually(t, "guard to notice and take the lock again", func() bool {
 		return strings.Contains(p.stderr.String(), "took the lock again")
 	})
 	if !strings.Contains(p.stderr.String(), "flock -u") {
@@ -240,10 +240,10 @@ func TestLockDamageUnlockRaceKeepsNewRecord(t *testing.T) {
 			filepath.Join(dir, "btok"), filepath.Join(dir, "bready")
 		a := startTree(t, "run", "--lock", lock, "--", "sh", "-c",
 			fmt.Sprintf(`flock -u 3 && touch %s; sleep 8`, unlocked))
-		within(t, 10*time.Second, "the job to unlock fd 3", func() bool { return exists(unlocked) })
+		guardtest.Eventually(t, "the job to unlock fd 3", func() bool { return exists(unlocked) })
 		b := startTree(t, "run", "--lock", lock, "--", "sh", "-c",
 			fmt.Sprintf(`echo "$GUARD_TOKEN" > %s; touch %s; exec sleep 30`, btok, bready))
-		within(t, 10*time.Second, "the new run to start or be refused", func() bool { return exists(bready) || b.exited() })
+		guardtest.Eventually(t, "the new run to start or be refused", func() bool { return exists(bready) || b.exited() })
 		if b.exited() {
 			t.Logf("attempt %d: the old holder took the lock back first (new run exit %d)", attempt, b.cmd.ProcessState.ExitCode())
 			a.cmd.Process.Signal(syscall.SIGTERM)
@@ -251,7 +251,7 @@ func TestLockDamageUnlockRaceKeepsNewRecord(t *testing.T) {
 			continue
 		}
 		var code int
-		within(t, 6*time.Second, "the old run to notice and stop its job", func() bool {
+		guardtest.Eventually(t, "the old run to notice and stop its job", func() bool {
 			if a.exited() {
 				code = a.cmd.ProcessState.ExitCode()
 				return true
@@ -289,7 +289,7 @@ func TestLockDamageLockModeDoS(t *testing.T) {
 		t.Fatalf("new lock file: %v %v, want mode 0600", st.Mode(), err)
 	}
 	nobody := start(t, "runuser", "-u", "nobody", "--", "flock", "-s", lock, "sleep", "5")
-	within(t, 3*time.Second, "nobody's flock -s to fail", nobody.exited)
+	guardtest.Eventually(t, "nobody's flock -s to fail", nobody.exited)
 	if code := nobody.wait(t); code == 0 || !strings.Contains(nobody.stderr.String(), "Permission denied") {
 		t.Fatalf("nobody's flock -s: exit %d, want a refused open: %s", code, nobody.stderr)
 	}
@@ -305,7 +305,7 @@ func TestLockDamageLockModeDoS(t *testing.T) {
 		t.Fatalf("--lock-mode 0644: %v %v", st.Mode(), err)
 	}
 	nb := start(t, "runuser", "-u", "nobody", "--", "flock", "-s", wide, "sleep", "5")
-	within(t, 4*time.Second, "nobody's shared lock on the 0644 file to block root's run", func() bool {
+	guardtest.Eventually(t, "nobody's shared lock on the 0644 file to block root's run", func() bool {
 		if nb.exited() {
 			t.Fatalf("nobody could not lock the 0644 file: %s", nb.stderr)
 		}

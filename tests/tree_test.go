@@ -19,19 +19,6 @@ import (
 // overlap of two runs is seen by the kernel (flock -n fails, exit 99), not
 // guessed from timing.
 
-// within polls cond for at most d: shorter than eventually's deadline, so a
-// binary that never gets there fails in seconds.
-func within(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // witnessFree reports whether nobody holds the witness lock w, asking the
 // kernel through flock(1) (which holds it only for an instant).
 func witnessFree(t *testing.T, w string) bool {
@@ -226,7 +213,7 @@ func TestTreeStopWaitsForSlowWorker(t *testing.T) {
 	}
 	readyOrOverlap := func(i int, p *proc) {
 		t.Helper()
-		within(t, 10*time.Second, fmt.Sprintf("cycle %d's job to start", i), func() bool {
+		guardtest.Eventually(t, fmt.Sprintf("cycle %d's job to start", i), func() bool {
 			if p.exited() {
 				if code := p.cmd.ProcessState.ExitCode(); code == 99 {
 					t.Fatalf("cycle %d: the standby's job started while the previous worker still held the witness", i)
@@ -275,7 +262,7 @@ func TestTreeSIGQUITForwarded(t *testing.T) {
 		n=0; while [ ! -s %[1]s ] && [ $n -lt 300 ]; do sleep 0.01; n=$((n+1)); done
 		sleep 0.2; echo done >> %[1]s`, marks, ready)
 	p := startTree(t, "run", "--lock", lock, "--", "sh", "-c", job)
-	within(t, 10*time.Second, "job started", func() bool { return exists(ready) })
+	guardtest.Eventually(t, "job started", func() bool { return exists(ready) })
 	p.cmd.Process.Signal(syscall.SIGQUIT)
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("guard exit %d (signal %v) after SIGQUIT: %.300s", code, signalOf(p), p.stderr)
@@ -316,7 +303,7 @@ func TestTreeClosedStderrPipe(t *testing.T) {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-done })
-	within(t, 10*time.Second, "job started", func() bool { return exists(ready) })
+	guardtest.Eventually(t, "job started", func() bool { return exists(ready) })
 	cmd.Process.Signal(syscall.SIGHUP)
 	select {
 	case <-done:
