@@ -26,6 +26,10 @@
 #  6. Memory: peak RSS (VmHWM) of guard run supervising sleep, without and
 #     with --listen after SCRAPES scrapes, vs flock(1); goal <= 12 MiB.
 #  7. Go micro-benchmarks of ./instance ./pidfile ./health (benchstat input).
+#  8. etcd: hand-over (holder's job ends -> standby's job starts) and
+#     take-over after SIGKILL of the holder, guard-etcd vs etcdctl lock 3.7.3
+#     on one embedded etcd (etcd/bench/handover). Goals: hand-over <= 1.2x
+#     etcdctl; take-over <= TTL + 0.6 s. Needs guard-etcd beside guard.
 #
 # usage: scripts/bench.sh [GUARD_BINARY]     (default bin/guard; run as root)
 # env:   FIGURES ("1 2 3 4 5 6 7")   which figures to run
@@ -36,6 +40,7 @@
 #        HEALTH_ROUNDS (5) WRK_DURATION (2s)                  5
 #        MEM_ROUNDS (5) SCRAPES (1000)                        5, 6
 #        MICRO_COUNT (1) MICRO_BENCHTIME (1s)                 7
+#        ETCD_N (20) ETCD_KILLS (3)                           8
 #        BENCH_KEEP=DIR  keep the raw results (hyperfine JSON, results.tsv,
 #                        details.md, micro.txt for benchstat) in DIR
 # About 3.5 minutes on 2 cores. Compare ratios within one run, not across runs.
@@ -43,7 +48,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 guard=$(realpath "${1:-$root/bin/guard}")
-figures=" ${FIGURES:-1 2 3 4 5 6 7} "
+figures=" ${FIGURES:-1 2 3 4 5 6 7 8} "
 cd "$root"
 want() { [[ $figures == *" $1 "* ]]; }
 log() { echo "bench: $*" >&2; }
@@ -373,6 +378,22 @@ if want 7; then
 	log "7. go test -bench (count ${MICRO_COUNT:-1}) ..."
 	go test -run '^$' -bench . -benchmem -count "${MICRO_COUNT:-1}" -benchtime "${MICRO_BENCHTIME:-1s}" \
 		./instance ./pidfile ./health >"$tmp/micro.txt" 2>&1 || { cat "$tmp/micro.txt" >&2; exit 1; }
+fi
+
+# 8. etcd hand-over and take-over.
+if want 8; then
+	log "8. etcd hand-over and take-over ..."
+	etcd_guard=$(dirname "$guard")/guard-etcd
+	[ -x "$etcd_guard" ] || { log "$etcd_guard: missing (make build builds it)"; exit 1; }
+	(cd etcd && build -o "$tmp/handover" ./bench/handover && go build -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+	mkdir -m 700 "$tmp/e"
+	{
+		echo "## 8. etcd: hand-over and take-over, guard-etcd vs etcdctl lock"
+		echo
+		"$tmp/handover" -guard "$etcd_guard" -etcdctl "$tmp/etcdctl" -stamp "$tmp/stamp" -dir "$tmp/e" -tsv "$res" \
+			-n "${ETCD_N:-20}" -kills "${ETCD_KILLS:-3}"
+		echo
+	} | detail
 fi
 
 log "done in $((SECONDS - started)) s"

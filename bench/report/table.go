@@ -75,6 +75,10 @@ var rows = []row{
 		"flock L sleep", "mem.flock.hwm_mib", "abs<=12"},
 	{"6", "", "MiB", "mem.guard_listen.gzip_hwm_mib",
 		"client_golang floor, same scrapes", "mem.bare.gzip_hwm_mib", ""},
+	{"8", "etcd hand-over: holder's job ends -> standby's job starts", "µs", "etcd.guard.handover_us",
+		"etcdctl lock (3.7.3)", "etcd.etcdctl.handover_us", "<=1.2"},
+	{"8", "etcd take-over: holder SIGKILLed -> standby's job starts (TTL 3 s)", "ms", "etcd.guard.takeover_ms",
+		"etcdctl lock (3.7.3)", "etcd.etcdctl.takeover_ms", "abs<=3600"},
 }
 
 func tableCmd(args []string) error {

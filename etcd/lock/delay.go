@@ -50,25 +50,15 @@ func (l *Lock) ForceRelease(ctx context.Context, token uint64) (time.Duration, e
 	return time.Duration(ttl) * time.Second, nil
 }
 
-// waitDelay returns once no take-over delay runs. With wait false it
-// returns a *instance.HeldError at once while one does.
-func (le *Lease) waitDelay(ctx context.Context, wait bool) error {
-	for {
-		rctx, cancel := le.lock.request(ctx)
-		resp, err := le.lock.cli.Get(rctx, le.lock.delayKey())
-		cancel()
-		if err != nil {
-			return unavailable("get "+le.lock.delayKey(), err)
-		}
-		if len(resp.Kvs) == 0 {
-			return nil
-		}
-		if !wait {
-			return &instance.HeldError{Path: le.lock.opts.Key, Holder: &instance.Holder{Path: le.lock.opts.Key,
-				State: instance.Held, Reason: "a forced stop's take-over delay runs (the previous holder's tree may still be dying)"}}
-		}
-		if err := le.waitDelete(ctx, le.lock.delayKey(), resp.Header.Revision+1); err != nil && ctx.Err() != nil {
-			return err
-		}
+// waitDelay waits, from revision rev, until the take-over delay key is
+// gone. With wait false it returns a *instance.HeldError at once.
+func (le *Lease) waitDelay(ctx context.Context, wait bool, rev int64) error {
+	if !wait {
+		return &instance.HeldError{Path: le.lock.opts.Key, Holder: &instance.Holder{Path: le.lock.opts.Key,
+			State: instance.Held, Reason: "a forced stop's take-over delay runs (the previous holder's tree may still be dying)"}}
 	}
+	if err := le.waitDelete(ctx, le.lock.delayKey(), rev); err != nil && ctx.Err() != nil {
+		return err
+	}
+	return nil
 }

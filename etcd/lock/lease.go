@@ -25,7 +25,10 @@ type Lease struct {
 	rec  instance.Record // set before the lease is handed out, then read-only
 	d    *deadlines
 	reqs chan instance.Request // stop and reload requests for this holder
-	rep  atomic.Pointer[func(instance.Renewal)]
+	// stamped is closed once take's background write of the stamped record
+	// is done (never closed for a contender that did not take the lock).
+	stamped chan struct{}
+	rep     atomic.Pointer[func(instance.Renewal)]
 
 	ctx    context.Context // ends the lease's goroutines
 	cancel context.CancelFunc
@@ -42,8 +45,8 @@ var _ instance.Renewed = (*Lease)(nil)
 func newLease(l *Lock, id clientv3.LeaseID, sent, ttl time.Duration, rec *instance.Record) *Lease {
 	ctx, cancel := context.WithCancel(context.Background())
 	le := &Lease{lock: l, id: id, key: l.contenderKey(id), rec: *rec, ctx: ctx, cancel: cancel,
-		reqs: make(chan instance.Request, 4),
-		d:    newDeadlines(sent, ttl, l.opts.Margin, l.opts.Grace)}
+		reqs: make(chan instance.Request, 4), stamped: make(chan struct{}),
+		d: newDeadlines(sent, ttl, l.opts.Margin, l.opts.Grace)}
 	le.wg.Add(2)
 	go le.renew()
 	go le.watchClock()
@@ -128,14 +131,22 @@ func (le *Lease) Release() error {
 }
 
 func (le *Lease) release() error {
-	le.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), le.lock.opts.Timeout)
 	defer cancel()
 	rel := le.rec
 	rel.LastPID, rel.PID, rel.Released = rel.PID, 0, time.Now()
+	// The delete first: it is what wakes the next contender. The renewal,
+	// clock and watches are stopped after it, off the hand-over's path (a
+	// renewal in between is harmless; the watch of our own key may see our
+	// own delete, which only closes Lost on a lease being released).
+	select { // the stamped record first, so the released one comes last
+	case <-le.stamped:
+	case <-ctx.Done():
+	}
 	resp, err := le.lock.cli.Txn(ctx).If(le.own()).
 		Then(clientv3.OpDelete(le.key), clientv3.OpPut(le.lock.lastKey(), string(rel.Marshal()))).
 		Commit()
+	le.stop()
 	_, rerr := le.lock.cli.Revoke(ctx, le.id)
 	switch {
 	case err != nil:

@@ -165,10 +165,7 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (*Lease, error) {
 		err = le.waitTurn(ctx)
 	}
 	if err == nil {
-		err = le.waitDelay(ctx, wait)
-	}
-	if err == nil {
-		err = le.take(ctx)
+		err = le.take(ctx, wait)
 	}
 	if err != nil {
 		le.abandon()

@@ -11,6 +11,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"guard/instance"
 )
 
 // contender is one key of a lock's queue.
@@ -178,29 +180,62 @@ func (le *Lease) waitDelete(ctx context.Context, key string, rev int64) error {
 	return errors.New("watch " + key + ": closed")
 }
 
+// stamp writes rec, the holder's stamped record, into the holder's key and
+// the last key, in the background; stamped is closed when it is done.
+func (le *Lease) stamp(rec instance.Record) {
+	b := string(rec.Marshal())
+	le.wg.Add(1)
+	go func() {
+		defer le.wg.Done()
+		defer close(le.stamped)
+		rctx, cancel := le.lock.request(le.ctx)
+		defer cancel()
+		resp, err := le.lock.cli.Txn(rctx).If(le.own()).
+			Then(clientv3.OpPut(le.key, b, clientv3.WithLease(le.id)), clientv3.OpPut(le.lock.lastKey(), b)).
+			Commit()
+		if err == nil && !resp.Succeeded && le.ctx.Err() == nil {
+			le.d.lose(ErrRevoked)
+		}
+	}()
+}
+
 // own compares this contender's key to the one it put.
 func (le *Lease) own() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(le.key), "=", le.rev)
 }
 
-// take stamps the record with the token and the acquisition time, in the
-// holder's key and in the last key, and starts the lease's deadlines.
-func (le *Lease) take(ctx context.Context) error {
+// take confirms, in one linearizable read-only transaction (no write on
+// the hand-over's path), that this contender's key is still its own and that
+// no forced stop's take-over delay runs; if one does, take waits it out
+// (wait) or returns a *instance.HeldError. It then starts the lease's
+// deadlines, and stamps the record with the token and the acquisition time
+// (in the holder's key and the last key) in the background: Release waits
+// for that stamp before it writes the released record.
+func (le *Lease) take(ctx context.Context, wait bool) error {
 	rec := le.rec
 	rec.Token, rec.Acquired = uint64(le.rev), time.Now()
-	b := string(rec.Marshal())
-	rctx, cancel := le.lock.request(ctx)
-	defer cancel()
-	resp, err := le.lock.cli.Txn(rctx).If(le.own()).
-		Then(clientv3.OpPut(le.key, b, clientv3.WithLease(le.id)), clientv3.OpPut(le.lock.lastKey(), b)).
-		Commit()
-	if err != nil {
-		return unavailable("put "+le.key, err)
+	delay := le.lock.delayKey()
+	for {
+		rctx, cancel := le.lock.request(ctx)
+		resp, err := le.lock.cli.Txn(rctx).If(le.own(), clientv3.Compare(clientv3.CreateRevision(delay), "=", 0)).
+			Else(clientv3.OpGet(le.key, clientv3.WithKeysOnly())).
+			Commit()
+		cancel()
+		if err != nil {
+			return unavailable("get "+le.key, err)
+		}
+		if resp.Succeeded {
+			break
+		}
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != le.rev {
+			le.d.lose(ErrRevoked)
+			return errLostWaiting
+		}
+		if err := le.waitDelay(ctx, wait, resp.Header.Revision+1); err != nil {
+			return err
+		}
 	}
-	if !resp.Succeeded {
-		le.d.lose(ErrRevoked)
-		return errLostWaiting
-	}
+	le.stamp(rec)
 	le.rec = rec
 	le.d.arm(boottime())
 	if le.d.isLost() {
