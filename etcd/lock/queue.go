@@ -204,13 +204,16 @@ func (le *Lease) own() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(le.key), "=", le.rev)
 }
 
-// take confirms, in one linearizable read-only transaction (no write on
-// the hand-over's path), that this contender's key is still its own and that
-// no forced stop's take-over delay runs; if one does, take waits it out
-// (wait) or returns a *instance.HeldError. It then starts the lease's
-// deadlines, and stamps the record with the token and the acquisition time
-// (in the holder's key and the last key) in the background: Release waits
-// for that stamp before it writes the released record.
+// take confirms, in one linearizable read-only transaction, that this
+// contender's key is still its own and that no forced stop's take-over
+// delay runs; if one does, take waits it out (wait) or returns a
+// *instance.HeldError. It then starts the lease's deadlines and stamps the
+// record with the token and the acquisition time, in the holder's key and
+// the last key. A TryLock stamps before it returns; a waiter (a hot
+// standby, whose hand-over speed counts) stamps in the background, off the
+// hand-over's path: if its lease ends within the few milliseconds before the
+// stamp lands, the last record still names the previous, released holder.
+// Release waits for the stamp before it writes the released record.
 func (le *Lease) take(ctx context.Context, wait bool) error {
 	rec := le.rec
 	rec.Token, rec.Acquired = uint64(le.rev), time.Now()
@@ -236,6 +239,9 @@ func (le *Lease) take(ctx context.Context, wait bool) error {
 		}
 	}
 	le.stamp(rec)
+	if !wait {
+		<-le.stamped
+	}
 	le.rec = rec
 	le.d.arm(boottime())
 	if le.d.isLost() {
