@@ -56,3 +56,48 @@ func (s *State) LeaseJeopardy() {
 
 // LeaseState returns a copy of the lease's state.
 func (s *State) LeaseState() LeaseState { return s.load().lease }
+
+// leaseReasons are the label values of guard_lease_lost_total.
+var leaseReasons = [...]string{"deadline", "expired", "revoked", "other"}
+
+// leaseSignals are the label values of guard_lease_tree_signals_total.
+var leaseSignals = [...]string{"TERM", "KILL"}
+
+// LeaseLost counts one loss of the renewed lease; reason is one of
+// "deadline" (no renewal acknowledged in time), "expired", "revoked" or
+// "other" (anything else counts as "other").
+func (s *State) LeaseLost(reason string) {
+	i := indexOf(leaseReasons[:], reason, len(leaseReasons)-1)
+	s.update(func(n *snapshot) { n.leaseLost[i]++ })
+}
+
+// LeaseSignal counts one signal sent to the job's whole tree because the
+// lease was ending ("TERM") or lost ("KILL").
+func (s *State) LeaseSignal(sig string) {
+	i := indexOf(leaseSignals[:], sig, -1)
+	if i < 0 {
+		return
+	}
+	s.update(func(n *snapshot) { n.leaseSignals[i]++ })
+}
+
+// LeaseSlack records, for a job stopped because its lease ended, how long
+// before the lease's deadline its whole tree was gone (negative: after).
+func (s *State) LeaseSlack(d time.Duration) {
+	s.update(func(n *snapshot) { n.leaseSlack, n.leaseSlackSet = d, true })
+}
+
+// SetLeaseServer records the lock server's version and cluster id, for
+// guard_lease_server_info.
+func (s *State) SetLeaseServer(version, cluster string) {
+	s.update(func(n *snapshot) { n.serverVersion, n.serverCluster = version, cluster })
+}
+
+func indexOf(set []string, v string, otherwise int) int {
+	for i, s := range set {
+		if s == v {
+			return i
+		}
+	}
+	return otherwise
+}

@@ -25,6 +25,12 @@ func leaseState() *State {
 	st.LeaseRenewal(true, 40*time.Millisecond, 10*time.Second, deadline)
 	st.LeaseRenewal(false, time.Second, 10*time.Second, deadline)
 	st.LeaseJeopardy()
+	st.LeaseSignal("TERM")
+	st.LeaseSignal("KILL")
+	st.LeaseLost("deadline")
+	st.LeaseLost("no such reason")
+	st.LeaseSlack(600 * time.Millisecond)
+	st.SetLeaseServer("3.7.3", "cdf818194e3a8c32")
 	return st
 }
 
@@ -34,6 +40,22 @@ func TestLeaseMetrics(t *testing.T) {
 # HELP guard_lease_deadline_timestamp_seconds Unix time at which the job's tree is killed unless the lease is renewed before.
 # TYPE guard_lease_deadline_timestamp_seconds gauge
 guard_lease_deadline_timestamp_seconds 1.7000001e+09
+# HELP guard_lease_kill_slack_seconds For the last job stopped because its lease ended: the lease's deadline minus the moment its whole tree was gone.
+# TYPE guard_lease_kill_slack_seconds gauge
+guard_lease_kill_slack_seconds 0.6
+# HELP guard_lease_lost_total Holds whose lease was lost, by reason (deadline, expired, revoked, other).
+# TYPE guard_lease_lost_total counter
+guard_lease_lost_total{reason="deadline"} 1
+guard_lease_lost_total{reason="expired"} 0
+guard_lease_lost_total{reason="other"} 1
+guard_lease_lost_total{reason="revoked"} 0
+# HELP guard_lease_server_info The lock server's version and cluster id; always 1.
+# TYPE guard_lease_server_info gauge
+guard_lease_server_info{cluster_id="cdf818194e3a8c32",version="3.7.3"} 1
+# HELP guard_lease_tree_signals_total Signals sent to the job's whole tree because the lease was ending (TERM) or lost (KILL).
+# TYPE guard_lease_tree_signals_total counter
+guard_lease_tree_signals_total{signal="KILL"} 1
+guard_lease_tree_signals_total{signal="TERM"} 1
 # HELP guard_lease_jeopardy 1 once renewal of the held lease was overdue (not ready), else 0.
 # TYPE guard_lease_jeopardy gauge
 guard_lease_jeopardy 1
@@ -46,7 +68,8 @@ guard_lease_renewals_total{result="success"} 2
 guard_lease_ttl_seconds 10
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "guard_lease_deadline_timestamp_seconds",
-		"guard_lease_jeopardy", "guard_lease_renewals_total", "guard_lease_ttl_seconds"); err != nil {
+		"guard_lease_jeopardy", "guard_lease_renewals_total", "guard_lease_ttl_seconds", "guard_lease_kill_slack_seconds",
+		"guard_lease_lost_total", "guard_lease_server_info", "guard_lease_tree_signals_total"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := testutil.GatherAndCount(reg, "guard_lease_renewal_rtt_seconds"); err != nil || n != 1 {

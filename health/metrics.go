@@ -41,6 +41,10 @@ type BuildInfo struct {
 //	guard_lease_ttl_seconds                     gauge: TTL granted, while a lease is held
 //	guard_lease_deadline_timestamp_seconds      gauge: Unix time the job's tree is killed unless renewed, while held
 //	guard_lease_jeopardy                        gauge: 1 once renewal was overdue during this hold
+//	guard_lease_lost_total{reason}              counter: reason is deadline, expired, revoked or other
+//	guard_lease_tree_signals_total{signal}      counter: TERM (lease ending) or KILL (lease lost) to the job's tree
+//	guard_lease_kill_slack_seconds              gauge: deadline minus the moment the stopped tree was gone
+//	guard_lease_server_info{version,cluster_id} gauge: 1, once the server was asked
 //
 // Every label value comes from a fixed set, so the number of series is
 // constant. Scrapes only load s's snapshot atomically. The caller may
@@ -95,6 +99,10 @@ var (
 	descTTL          = newDesc("guard_lease_ttl_seconds", "TTL the server granted the held lease.")
 	descDeadline     = newDesc("guard_lease_deadline_timestamp_seconds", "Unix time at which the job's tree is killed unless the lease is renewed before.")
 	descJeopardy     = newDesc("guard_lease_jeopardy", "1 once renewal of the held lease was overdue (not ready), else 0.")
+	descLeaseLost    = newDesc("guard_lease_lost_total", "Holds whose lease was lost, by reason (deadline, expired, revoked, other).", "reason")
+	descTreeSignals  = newDesc("guard_lease_tree_signals_total", "Signals sent to the job's whole tree because the lease was ending (TERM) or lost (KILL).", "signal")
+	descSlack        = newDesc("guard_lease_kill_slack_seconds", "For the last job stopped because its lease ended: the lease's deadline minus the moment its whole tree was gone.")
+	descServer       = newDesc("guard_lease_server_info", "The lock server's version and cluster id; always 1.", "version", "cluster_id")
 )
 
 // Job metric names and help, shared by /metrics and textfiles so that
@@ -121,7 +129,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descLockHeld, descLockWaiting, descAcquisitions, descContended, descLost, descWait,
 		descReloads, descReloadOK, descJobRunning, descJobRuns, descJobExit, descJobDuration, descJobOK,
-		descRenewals, descRTT, descTTL, descDeadline, descJeopardy,
+		descRenewals, descRTT, descTTL, descDeadline, descJeopardy, descLeaseLost, descTreeSignals, descSlack, descServer,
 	} {
 		ch <- d
 	}
@@ -176,6 +184,18 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descTTL, l.TTL.Seconds())
 			gauge(descDeadline, unixSeconds(l.Deadline))
 			gauge(descJeopardy, b2f(l.Jeopardy))
+		}
+		for i, r := range leaseReasons {
+			counter(descLeaseLost, n.leaseLost[i], r)
+		}
+		for i, sig := range leaseSignals {
+			counter(descTreeSignals, n.leaseSignals[i], sig)
+		}
+		if n.leaseSlackSet {
+			gauge(descSlack, n.leaseSlack.Seconds())
+		}
+		if n.serverVersion != "" {
+			gauge(descServer, 1, n.serverVersion, n.serverCluster)
 		}
 	}
 }

@@ -69,6 +69,12 @@ type snapshot struct {
 	rttSum    time.Duration
 	rttBucket [len(rttBuckets)]uint64 // not cumulative
 
+	leaseLost                    [len(leaseReasons)]uint64
+	leaseSignals                 [len(leaseSignals)]uint64
+	leaseSlack                   time.Duration
+	leaseSlackSet                bool
+	serverVersion, serverCluster string
+
 	jobRunning  bool
 	jobRuns     [len(results)]uint64 // indexed like results
 	jobRan      bool                 // a run finished that was not skipped

@@ -9,6 +9,18 @@ import (
 // process holds the lock.
 var ErrHeld = errors.New("lock is held by another process")
 
+// Why a renewed lease (see Renewed) was lost, for reports. A backend's
+// causes match one of these as well as ErrLost.
+var (
+	// ErrLeaseDeadline: no renewal was acknowledged before the deadline
+	// (a partition, or a server that stopped answering).
+	ErrLeaseDeadline = fmt.Errorf("%w: renewal deadline passed", ErrLost)
+	// ErrLeaseExpired: the server said the lease was gone.
+	ErrLeaseExpired = fmt.Errorf("%w: lease expired", ErrLost)
+	// ErrLeaseRevoked: someone else revoked the lease or deleted the key.
+	ErrLeaseRevoked = fmt.Errorf("%w: lease revoked", ErrLost)
+)
+
 // ErrUnavailable is matched by the errors of a Locker whose backend (a
 // distributed store) cannot be reached or does not answer in time.
 var ErrUnavailable = errors.New("lock backend unavailable")

@@ -160,3 +160,19 @@ func UnsafeServer(v string) string {
 	}
 	return ""
 }
+
+// ServerInfo returns the version and the cluster id (hex) of the etcd
+// server the lock's client reaches first, for reports.
+func (l *Lock) ServerInfo(ctx context.Context) (version, cluster string, err error) {
+	eps := l.cli.Endpoints()
+	if len(eps) == 0 {
+		return "", "", errors.New("etcd: no endpoints")
+	}
+	rctx, cancel := l.request(ctx)
+	defer cancel()
+	st, err := l.cli.Status(rctx, eps[0])
+	if err != nil {
+		return "", "", unavailable("status of "+eps[0], err)
+	}
+	return st.Version, fmt.Sprintf("%x", st.Header.ClusterId), nil
+}

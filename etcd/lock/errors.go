@@ -16,17 +16,18 @@ import (
 // It matches instance.ErrUnavailable too.
 var ErrUnavailable = fmt.Errorf("etcd: %w", instance.ErrUnavailable)
 
-// The causes Lease.Err reports. Each matches instance.ErrLost.
+// The causes Lease.Err reports. Each matches instance.ErrLost and one of
+// instance.ErrLeaseDeadline, ErrLeaseExpired and ErrLeaseRevoked.
 var (
 	// ErrPartition: no keepalive was acknowledged in time, and the deadline
 	// computed from the send time of the last acknowledged one has passed.
 	// The server may hand the lock to someone else from now on.
-	ErrPartition = fmt.Errorf("%w: no keepalive acknowledged before the lease's deadline", instance.ErrLost)
+	ErrPartition = fmt.Errorf("%w: no keepalive acknowledged before the lease's deadline", instance.ErrLeaseDeadline)
 	// ErrExpired: etcd answered a keepalive with TTL 0: the lease is gone.
-	ErrExpired = fmt.Errorf("%w: the lease expired", instance.ErrLost)
+	ErrExpired = fmt.Errorf("%w: the lease expired", instance.ErrLeaseExpired)
 	// ErrRevoked: the holder's key was deleted (the lease was revoked, or
 	// the key removed, by someone else).
-	ErrRevoked = fmt.Errorf("%w: the lease was revoked or the holder's key deleted", instance.ErrLost)
+	ErrRevoked = fmt.Errorf("%w: the lease was revoked or the holder's key deleted", instance.ErrLeaseRevoked)
 )
 
 // unavailable wraps err in ErrUnavailable when it says that etcd could not

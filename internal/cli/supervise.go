@@ -33,9 +33,10 @@ type runner struct {
 	obs    *observer
 	handle *daemon.Handle // --detach: told once the job runs
 
-	reloads int
-	fg      bool            // the job's group was given the terminal
-	drained <-chan struct{} // --output syslog: closed once the job's output is sent
+	reloads      int
+	leaseStopped bool            // the tree was stopped because the lease was ending or lost
+	fg           bool            // the job's group was given the terminal
+	drained      <-chan struct{} // --output syslog: closed once the job's output is sent
 }
 
 // errTimeout is the cause of a job stopped by --timeout.
@@ -203,6 +204,15 @@ func (r *runner) watch(j *job.Job) job.Result {
 	if isRenewed {
 		jeopardy, ending = renewed.Jeopardy(), renewed.Ending()
 	}
+	if si, ok := r.lock.(serverInfo); ok {
+		go func() { // a report only: never on the job's path
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if v, c, err := si.ServerInfo(ctx); err == nil {
+				r.obs.state.SetLeaseServer(v, c)
+			}
+		}()
+	}
 	if rr, ok := r.lease.(instance.RenewalReporter); ok {
 		rr.ReportRenewals(func(n instance.Renewal) {
 			r.obs.state.LeaseRenewal(n.Err == nil, n.RTT, n.TTL, n.Deadline)
@@ -215,6 +225,10 @@ func (r *runner) watch(j *job.Job) job.Result {
 	for {
 		select {
 		case <-j.Done():
+			if r.leaseStopped {
+				// How long before the lease's deadline the whole tree was gone.
+				r.obs.state.LeaseSlack(time.Until(r.obs.state.LeaseState().Deadline))
+			}
 			return j.Wait()
 		case <-timeout:
 			logf("%s: job PID %d still running after --timeout %v; stopping its process tree", r.path, j.PID(), r.opts.timeout)
@@ -228,6 +242,8 @@ func (r *runner) watch(j *job.Job) job.Result {
 			logf("%s: lease renewal overdue; not ready", r.path)
 		case <-ending:
 			ending = nil
+			r.leaseStopped = true
+			r.obs.state.LeaseSignal("TERM")
 			logf("%s: lease about to end without renewal; stopping the job's process tree", r.path)
 			j.Stop(fmt.Errorf("%w: lease about to end without renewal", errLost))
 		case <-lost:
@@ -236,11 +252,33 @@ func (r *runner) watch(j *job.Job) job.Result {
 				continue
 			}
 			lost = nil
+			r.leaseStopped = true
 			r.obs.state.Lost()
+			r.obs.state.LeaseLost(lossReason(r.lease.Err()))
+			r.obs.state.LeaseSignal("KILL")
 			logf("%v; killing the job's process tree", r.lease.Err())
 			j.Kill(fmt.Errorf("%w: %v", errLost, r.lease.Err()))
 		}
 	}
+}
+
+// serverInfo is a Locker that can say which server keeps it (etcd).
+type serverInfo interface {
+	ServerInfo(ctx context.Context) (version, cluster string, err error)
+}
+
+// lossReason names why a renewed lease was lost, for
+// guard_lease_lost_total.
+func lossReason(err error) string {
+	switch {
+	case errors.Is(err, instance.ErrLeaseDeadline):
+		return "deadline"
+	case errors.Is(err, instance.ErrLeaseExpired):
+		return "expired"
+	case errors.Is(err, instance.ErrLeaseRevoked):
+		return "revoked"
+	}
+	return "other"
 }
 
 // errStopRequested is the cause of a job stopped by guard stop from another

@@ -1,12 +1,15 @@
 package cli
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"guard/health"
 	"guard/instance"
 
 	"guard/internal/guardtest"
@@ -26,7 +29,7 @@ func (l *renewedLease) Token() uint64             { return 7 }
 func (l *renewedLease) Record() instance.Record   { return instance.Record{Token: 7} }
 func (l *renewedLease) Since() time.Time          { return time.Now() }
 func (l *renewedLease) Lost() <-chan struct{}     { return l.lost }
-func (l *renewedLease) Err() error                { return errors.New("lease expired") }
+func (l *renewedLease) Err() error                { return instance.ErrLeaseExpired }
 func (l *renewedLease) Release() error            { return nil }
 func (l *renewedLease) Jeopardy() <-chan struct{} { return l.jeopardy }
 func (l *renewedLease) Ending() <-chan struct{}   { return l.ending }
@@ -79,9 +82,30 @@ func TestRenewedLeaseEndingStopsTree(t *testing.T) {
 // SIGTERM, and does not try to take the lease again.
 func TestRenewedLeaseLostKillsTree(t *testing.T) {
 	le := newRenewedLease()
-	_, code := startRenewed(t, le, `trap '' TERM; sleep 300 & while :; do sleep 0.05; done`)
+	obs, code := startRenewed(t, le, `trap '' TERM; sleep 300 & while :; do sleep 0.05; done`)
 	close(le.lost)
 	if c := exitOf(t, code); c != exitLost {
 		t.Fatalf("exit %d, want %d", c, exitLost)
+	}
+	// Counted by reason and signal, with the slack measured.
+	want := `
+# HELP guard_lease_lost_total Holds whose lease was lost, by reason (deadline, expired, revoked, other).
+# TYPE guard_lease_lost_total counter
+guard_lease_lost_total{reason="deadline"} 0
+guard_lease_lost_total{reason="expired"} 1
+guard_lease_lost_total{reason="other"} 0
+guard_lease_lost_total{reason="revoked"} 0
+# HELP guard_lease_tree_signals_total Signals sent to the job's whole tree because the lease was ending (TERM) or lost (KILL).
+# TYPE guard_lease_tree_signals_total counter
+guard_lease_tree_signals_total{signal="KILL"} 1
+guard_lease_tree_signals_total{signal="TERM"} 0
+`
+	obs.state.LeaseRenewal(true, time.Millisecond, time.Second, time.Now()) // the lease metrics show once renewed
+	reg := health.NewRegistry(obs.state, health.BuildInfo{})
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "guard_lease_lost_total", "guard_lease_tree_signals_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "guard_lease_kill_slack_seconds"); n != 1 {
+		t.Fatal("no guard_lease_kill_slack_seconds after the lease killed the tree")
 	}
 }

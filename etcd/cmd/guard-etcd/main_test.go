@@ -249,8 +249,12 @@ func TestLeaseHealthAndMetrics(t *testing.T) {
 		return strings.Contains(get("/metrics"), `guard_lease_renewals_total{result="success"} `) &&
 			!strings.Contains(get("/metrics"), `guard_lease_renewals_total{result="success"} 0`)
 	})
+	guardtest.Eventually(t, "the server's version in /metrics", func() bool {
+		return strings.Contains(get("/metrics"), `guard_lease_server_info{cluster_id="`)
+	})
 	m := get("/metrics")
-	for _, want := range []string{"guard_lease_ttl_seconds 3", "guard_lease_deadline_timestamp_seconds ", "guard_lease_jeopardy 0", "guard_lease_renewal_rtt_seconds_count "} {
+	for _, want := range []string{"guard_lease_ttl_seconds 3", "guard_lease_deadline_timestamp_seconds ", "guard_lease_jeopardy 0",
+		"guard_lease_renewal_rtt_seconds_count ", `version="3.7.3"} 1`, `guard_lease_lost_total{reason="deadline"} 0`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
