@@ -40,7 +40,10 @@
 // descendant; and if this process is SIGKILLed, the main process gets SIGKILL
 // (Pdeathsig) but its descendants are reparented to the next subreaper or
 // init and run on. Under systemd, KillMode=control-group (the default) then
-// stops them; guard status lists them and guard stop stops them.
+// stops them; guard status lists them and guard stop stops them. Spec.PIDNamespace
+// (guard run --pid-namespace, root) closes that hole: the command runs in a
+// PID namespace of its own under an init that dies with this process, and
+// the kernel kills every process of a namespace whose init died.
 //
 // A process that runs a Job should run one at a time and start no other
 // long-lived children meanwhile: every child of the process counts as part of

@@ -72,6 +72,14 @@ type Spec struct {
 	// job, and for SIGTERM and SIGINT). It runs on the job's goroutine: keep
 	// it short.
 	OnSignal func(os.Signal, error)
+	// PIDNamespace runs the command in a PID namespace of its own, under
+	// an init that is this very program re-executed (see RunInit, which the
+	// program must call first thing in main). If this process is
+	// SIGKILLed, the init dies (give Cmd Pdeathsig), and with it, by the
+	// kernel's hand, every process of the tree: nothing outlives the
+	// supervisor. It needs CAP_SYS_ADMIN (root), and does not go with
+	// Leftovers Ignore.
+	PIDNamespace bool
 	// Logf, if set, receives one line per notable event (a stop, leftovers,
 	// escalation to SIGKILL). It runs on the job's goroutine.
 	Logf func(format string, args ...any)
@@ -240,6 +248,12 @@ func (j *Job) run(ctx context.Context, started chan<- error) {
 	}
 	if !cmd.SysProcAttr.Setsid {
 		cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pgid = true, 0
+	}
+	if j.spec.PIDNamespace {
+		if err := wrapInit(cmd, &j.spec); err != nil {
+			started <- err
+			return
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		started <- err

@@ -257,3 +257,25 @@ func TestJobSignal(t *testing.T) {
 		t.Fatalf("Signal after the end: %v, want ErrDone", err)
 	}
 }
+
+// With PIDNamespace the command runs under the namespace's init (this test
+// binary re-executed, RunInit), keeps its exit status, and what it leaves
+// is stopped by the init as Kill says.
+func TestPIDNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		guardtest.Missing(t, "a PID namespace needs root")
+	}
+	dir := t.TempDir()
+	j := sh(t, Spec{PIDNamespace: true, KillAfter: time.Second}, dir, `echo "$$ $PPID" >"$D/ids"; sleep 300 & exit 5`)
+	res := wait(t, j)
+	if res.Status.ExitCode() != 5 {
+		t.Fatalf("result %+v, want exit 5", res)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "ids"))
+	if f := strings.Fields(string(b)); len(f) != 2 || f[1] != "1" {
+		t.Fatalf("the command's PID and parent in the namespace: %q, want its parent to be the init (1)", b)
+	}
+	if _, err := Start(t.Context(), Spec{PIDNamespace: true, Leftovers: Ignore, Cmd: exec.Command("true")}); err == nil {
+		t.Fatal("PIDNamespace with Leftovers Ignore started")
+	}
+}

@@ -20,6 +20,9 @@ import (
 // run "sh -c SCRIPT" as a job (with GUARD_JOB_TEST_LEFTOVERS as the policy)
 // and exit with the main process's exit code. Run under unshare, it is PID 1.
 func TestMain(m *testing.M) {
+	if code, ok := RunInit(); ok {
+		os.Exit(code)
+	}
 	if script := os.Getenv("GUARD_JOB_TEST_SH"); script != "" {
 		os.Exit(superviseHelper(script))
 	}

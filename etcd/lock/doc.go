@@ -75,8 +75,10 @@
 //     SIGKILLed cannot kill anything: its job's tree runs on until the
 //     server hands the lock away, and then overlaps the next holder. What
 //     helps: systemd's KillMode=control-group (the default), which ends the
-//     whole unit when guard dies; an opt-in PID-namespace mode, where the
-//     job dies with guard as its namespace's init (not done yet).
+//     whole unit when guard dies; guard run --pid-namespace, where the job's
+//     tree lives in a PID namespace whose init dies with guard (Pdeathsig),
+//     and the kernel kills the namespace whole. A paused guard stays a hole:
+//     only the fencing token covers it.
 //   - A process in uninterruptible sleep (D state, typically stuck I/O on a
 //     network file system) dies only when the I/O returns, possibly after
 //     the deadline. Renewal goes on after Lost until Release, which helps

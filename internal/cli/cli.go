@@ -7,6 +7,7 @@ package cli
 
 import (
 	"fmt"
+	"guard/job"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,6 +25,9 @@ type Config struct {
 // Main runs the command line args (without the program name) and returns
 // the process exit code.
 func Main(args []string, cfg Config) int {
+	if code, ok := job.RunInit(); ok { // the init of a run's PID namespace
+		return code
+	}
 	if cfg.Version != "" {
 		version = cfg.Version
 	}

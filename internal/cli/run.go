@@ -26,6 +26,7 @@ type runOpts struct {
 	timeout      time.Duration
 	killAfter    time.Duration
 	leftovers    job.Policy
+	pidns        bool
 	pidfile      string
 	listen       string
 	textfileDir  string
@@ -43,6 +44,7 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	fs.Var(durationFlag{&o.timeout}, "timeout", "stop the job's whole process tree after `DURATION` (SIGTERM, then SIGKILL after --kill-after)")
 	fs.Var(durationFlag{&o.killAfter}, "kill-after", "`DURATION` between SIGTERM and SIGKILL when stopping the job's process tree")
 	fs.Var(policyFlag{&o.leftovers}, "leftovers", "what happens to processes the job leaves behind when its main process ends: `kill` (TERM, KILL after --kill-after, then release), wait (the run lasts until they end), ignore (they do not inherit the lock, like flock -o)")
+	fs.BoolVar(&o.pidns, "pid-namespace", false, "run the job in a PID namespace of its own (root): if guard itself is SIGKILLed, the kernel kills the job's whole tree with it")
 	fs.Var(modeFlag{&o.mode}, "lock-mode", "the lock file's `MODE` when guard creates it (octal; default 0600: other users can neither read it nor hold a shared lock on it)")
 	fs.StringVar(&o.pidfile, "pidfile", "", "also write guard's PID to `PATH` (removed at exit)")
 	fs.StringVar(&o.listen, "listen", "", "serve /livez, /readyz, /healthz and /metrics on `ADDR` (host:port) while the job runs")
@@ -64,6 +66,9 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	}
 	if o.name != "" && !validName(o.name) {
 		return nil, nil, usagef("--name %q: use letters, digits, '.', '_', '-', '@' (not leading '.' or '-')", o.name)
+	}
+	if o.pidns && o.leftovers == job.Ignore {
+		return nil, nil, usagef("run: --pid-namespace does not go with --leftovers ignore (nothing outlives the namespace)")
 	}
 	if o.listen != "" {
 		if err := checkListen(o.listen); err != nil {

@@ -150,7 +150,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 		cmd.SysProcAttr.Ctty = 0
 	}
 	j, err := job.Start(context.Background(), job.Spec{
-		Cmd: cmd, Signals: r.sigs, KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers,
+		Cmd: cmd, Signals: r.sigs, KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers, PIDNamespace: r.opts.pidns,
 		OnSignal: r.onSignal,
 		Logf:     func(format string, a ...any) { logf(r.path+": "+format, a...) },
 	})
