@@ -44,9 +44,11 @@ func remoteHolder(rc remote) (*instance.Holder, error) {
 	switch {
 	case h.State == instance.Unknown:
 		return nil, exitf(lsbUnknown, "%s: cannot tell who holds the lock: %s", h.Path, h.Reason)
-	case h.State != instance.Held || h.Record == nil:
+	case h.State != instance.Held:
 		fmt.Printf("%s: not running (%s)\n", h.Path, h.Reason)
 		return nil, nil
+	case h.Record == nil || h.Record.Token == 0:
+		return nil, exitf(1, "%s: held, but not by guard (%s); not asking it to stop", h.Path, h.Reason)
 	}
 	return h, nil
 }

@@ -77,9 +77,9 @@ func statusCmd(args []string) error {
 		return pidfileStatus(&t, asJSON)
 	}
 	h, name, err := t.inspect()
-	if errors.Is(err, os.ErrPermission) {
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, instance.ErrUnavailable) {
 		// LSB: status is 4 when it cannot tell (a 0600 lock file of
-		// another user).
+		// another user, an etcd that cannot be reached).
 		return exitf(lsbUnknown, "%v; cannot tell who holds the lock", err)
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"guard/etcd/internal/etcdtest"
 	"guard/internal/guardtest"
@@ -315,5 +319,64 @@ func TestForceStopWaitsOutTheDelay(t *testing.T) {
 	}
 	if code, _, errs := run(t, "stop", "--force", "--name", name, "--etcd", endpoint); code != 0 {
 		t.Fatalf("stop --force of a free lock: %d %s", code, errs)
+	}
+}
+
+// Two "hosts": the holder runs under another host name (a UTS namespace).
+// status, from this host, names that host; stop from this host stops it;
+// and status is 4 (unknown) when etcd cannot be reached.
+func TestAcrossHosts(t *testing.T) {
+	unshare := guardtest.RequirePeer(t, "unshare", "util-linux")
+	if os.Geteuid() != 0 {
+		guardtest.Missing(t, "a UTS namespace needs root")
+	}
+	dir := t.TempDir()
+	name := "hosts-" + fmt.Sprint(time.Now().UnixNano())
+	ready := filepath.Join(dir, "ready")
+	h := startProg(t, unshare, "--uts", "sh", "-c", fmt.Sprintf(`hostname guard-test-host-b && exec %s run --etcd %s --name %s -- sh -c 'touch %s; exec sleep 300'`,
+		bin, endpoint, name, ready))
+	guardtest.Eventually(t, "the holder's job", func() bool { return exists(ready) })
+	if code, out, errs := run(t, "status", "--etcd", endpoint, "--name", name); code != 0 || !strings.Contains(out, "on host guard-test-host-b") {
+		t.Fatalf("status: %d %q %q, want 0 naming the other host", code, out, errs)
+	}
+	if code, out, errs := run(t, "stop", "--etcd", endpoint, "--name", name); code != 0 || !strings.Contains(out, "guard-test-host-b") {
+		t.Fatalf("stop: %d %q %q", code, out, errs)
+	}
+	h.wait(t)
+	if code, _, errs := run(t, "status", "--etcd", "127.0.0.1:1", "--etcd-dial-timeout", "1s", "--name", name); code != 4 {
+		t.Fatalf("status with etcd unreachable: %d %s, want 4", code, errs)
+	}
+}
+
+// A holder key that holds no guard record (another program's, or forged):
+// status says held (0); stop and reload refuse it (1) instead of calling
+// the lock free.
+func TestForeignHolderKey(t *testing.T) {
+	name := "foreign-" + fmt.Sprint(time.Now().UnixNano())
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Revoke(context.Background(), g.ID)
+	if _, err := cli.Put(ctx, fmt.Sprintf("/guard/%s/%016x", name, int64(g.ID)), "not a guard record", clientv3.WithLease(g.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := run(t, "status", "--etcd", endpoint, "--name", name); code != 0 || !strings.Contains(out, "no guard record") {
+		t.Fatalf("status: %d %q, want 0 (held) saying it is no guard record", code, out)
+	}
+	for _, cmd := range []string{"stop", "reload"} {
+		if code, out, errs := run(t, cmd, "--etcd", endpoint, "--name", name); code != 1 {
+			t.Fatalf("%s: %d %q %q, want 1", cmd, code, out, errs)
+		}
+	}
+	if code, _, _ := run(t, "run", "--etcd", endpoint, "--name", name, "--", "true"); code != 75 {
+		t.Fatalf("run against the foreign holder: %d, want 75", code)
 	}
 }
