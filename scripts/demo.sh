@@ -10,7 +10,7 @@ run() { say "$*"; "$@"; echo "(exit $?)"; }
 
 say "$guard run --name demo -- sh -c '...long job...' &"
 "$guard" run --name demo -- sh -c 'echo "job: started with token $GUARD_TOKEN, lock $GUARD_LOCK";
-  trap "echo job: reloading on SIGHUP" HUP; i=0; while [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; echo job: done' &
+  trap "echo job: reloading on SIGHUP" HUP; i=0; while [ $i -lt 50 ]; do (trap "" HUP; sleep 0.1); i=$((i+1)); done; echo job: done' &
 sleep 0.5
 run "$guard" run --name demo -- echo "this must not run: the lock is busy"
 run "$guard" status --name demo
