@@ -84,7 +84,7 @@ func remoteStop(rc remote, timeout, killWait time.Duration, force bool) error {
 		select {
 		case <-ctx.Done():
 			return exitf(1, "%s: %s still holds the lock %v after the stop request", h.Path, holderName(h), timeout+killWait)
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(inspectEvery):
 		}
 	}
 }

@@ -103,6 +103,11 @@ func escalate(path string, p *proc.Process, timeout, killWait time.Duration, fre
 	return exitf(1, "%s: still held %v after SIGKILL to PID %d (a process it started keeps the lock)", path, killWait, p.PID)
 }
 
+// inspectEvery is how often stop looks again while it waits for the lock to
+// be free: each look reads every process's descriptors in /proc (or asks
+// etcd), so not in a tight loop.
+const inspectEvery = 50 * time.Millisecond
+
 // waitLockFree waits until p has exited and its hold on the lock at path has
 // ended: nobody holds it, or a new holder (a hot standby) took it under
 // another fencing token. A zombie still answers kill -0; the lock is what
@@ -119,7 +124,7 @@ func waitLockFree(ctx context.Context, path string, p *proc.Process, token uint6
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(inspectEvery):
 		}
 	}
 }
@@ -226,7 +231,7 @@ func (s *orphanStop) phase(h *instance.Holder, sig syscall.Signal, d time.Durati
 			return false, nil
 		}
 		h = nil
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(inspectEvery)
 	}
 }
 
