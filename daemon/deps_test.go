@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // TestDependencies keeps the package light (in the spirit of tailscale's deptest): no
@@ -17,7 +17,7 @@ func TestDependencies(t *testing.T) {
 			return "no HTTP in the daemon kit"
 		case guardtest.ThirdParty(p) && !strings.HasPrefix(p, "golang.org/x/sys/"):
 			return "no third-party module but golang.org/x/sys"
-		case strings.HasPrefix(p, "guard/") && !strings.HasPrefix(p, "guard/internal/"):
+		case guardtest.Own(p) && !strings.HasPrefix(p, guardtest.Module+"/internal/"):
 			return "no other guard package"
 		}
 		return ""

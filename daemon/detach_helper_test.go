@@ -89,7 +89,7 @@ func helperDetach() int {
 	if err := os.WriteFile(filepath.Join(dir, "readying"), nil, 0o644); err != nil {
 		return 70
 	}
-	if err := h.Ready(); err != nil {
+	if err := h.Started(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 70
 	}

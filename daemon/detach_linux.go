@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // self is what every stage re-executes: the running binary, even if it was replaced or

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"os"
 
-	"guard/daemon"
+	"github.com/guardkit/guard/daemon"
 )
 
 func ExampleExitCode() {
@@ -21,11 +21,11 @@ func ExampleExitCode() {
 	// 1 0
 }
 
-func ExampleControl_ReloadState() {
+func ExampleControl_ReloadStats() {
 	c := daemon.Control{Logger: slog.New(slog.DiscardHandler)} // otherwise a usable zero value
 	c.RecordReload(nil)
 	c.RecordReload(errors.New("bad config"))
-	s := c.ReloadState()
+	s := c.ReloadStats()
 	fmt.Println(s.Total, s.Failed, !s.LastSuccess.IsZero())
 	// Output: 2 1 true
 }

@@ -47,8 +47,8 @@ func Notify(state string) (bool, error) {
 	return true, nil
 }
 
-// Ready sends "READY=1": start-up (or a reload) is complete. Results as for Notify.
-func Ready() (bool, error) { return Notify("READY=1") }
+// NotifyReady sends "READY=1": start-up (or a reload) is complete. Results as for Notify.
+func NotifyReady() (bool, error) { return Notify("READY=1") }
 
 // Reloading sends "RELOADING=1" together with "MONOTONIC_USEC=<CLOCK_MONOTONIC in µs>",
 // in one datagram, as Type=notify-reload services must. Call Ready when the reload is

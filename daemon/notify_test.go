@@ -46,7 +46,7 @@ func readDatagram(t *testing.T, conn *net.UnixConn) string {
 func TestNotifyNotUnderSystemd(t *testing.T) {
 	t.Setenv(NotifySocketEnv, "")
 	for name, f := range map[string]func() (bool, error){
-		"Ready": Ready, "Reloading": Reloading, "Stopping": Stopping,
+		"Ready": NotifyReady, "Reloading": Reloading, "Stopping": Stopping,
 		"Status": func() (bool, error) { return Status("x") },
 	} {
 		if sent, err := f(); sent || err != nil {
@@ -141,7 +141,7 @@ func TestControlNotifySequence(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if s := c.ReloadState(); s.Total != 2 || s.Failed != 1 || s.LastSuccess.IsZero() {
-		t.Errorf("ReloadState = %+v, want 2 total, 1 failed, a last success", s)
+	if s := c.ReloadStats(); s.Total != 2 || s.Failed != 1 || s.LastSuccess.IsZero() {
+		t.Errorf("ReloadStats = %+v, want 2 total, 1 failed, a last success", s)
 	}
 }

@@ -57,13 +57,13 @@ func ExitCode(err error) int {
 	return ExitFailure
 }
 
-// Ready reports that the program is ready: to the starting process, which then exits 0,
-// and to systemd ("READY=1", when $NOTIFY_SOCKET is set). Only the first Ready or Fail
+// Started reports that the program is ready: to the starting process, which then exits 0,
+// and to systemd ("READY=1", when $NOTIFY_SOCKET is set). Only the first Started or Fail
 // reaches the starting process; later calls only notify systemd. An error means a report
 // could not be delivered (the starting process is gone, say); the program may carry on.
-func (h *Handle) Ready() error {
+func (h *Handle) Started() error {
 	err := h.report("ready\n")
-	if _, nerr := Ready(); nerr != nil {
+	if _, nerr := NotifyReady(); nerr != nil {
 		err = errors.Join(err, nerr)
 	}
 	return err

@@ -5,20 +5,20 @@ import (
 	"time"
 )
 
-// ReloadState is a snapshot of a Control's reload counters.
-type ReloadState struct {
+// ReloadStats is a snapshot of a Control's reload counters.
+type ReloadStats struct {
 	Total       uint64    // reloads attempted and finished, failed ones included
 	Failed      uint64    // reloads whose Reload returned an error
 	LastSuccess time.Time // end of the last successful reload; zero if none yet
 }
 
-// ReloadState returns the reload counters. It reads atomics only, never blocks and is safe
+// ReloadStats returns the reload counters. It reads atomics only, never blocks and is safe
 // to call from any goroutine (health handlers). The snapshot is stale as soon as it is
 // returned, and the fields are read one after another: a reload that finishes meanwhile
 // may show in one field and not yet in another (Failed <= Total always holds).
-func (c *Control) ReloadState() ReloadState {
+func (c *Control) ReloadStats() ReloadStats {
 	failed := c.failed.Load() // before total: Failed <= Total always holds
-	s := ReloadState{Total: c.total.Load(), Failed: failed}
+	s := ReloadStats{Total: c.total.Load(), Failed: failed}
 	if ns := c.lastSuccess.Load(); ns != 0 {
 		s.LastSuccess = time.Unix(0, ns)
 	}
@@ -94,7 +94,7 @@ func (c *Control) reload(ctx context.Context) {
 		_, err = Notify("READY=1\nSTATUS=" + oneLine("reload failed: "+err.Error()))
 	} else {
 		log.Info("reloaded")
-		_, err = Ready()
+		_, err = NotifyReady()
 	}
 	if err != nil {
 		log.Warn("sd_notify READY=1 failed", "err", err)

@@ -114,9 +114,9 @@ func (c *Control) Ready() error {
 	var err error
 	c.readyOnce.Do(func() {
 		if c.Handle != nil {
-			err = c.Handle.Ready()
+			err = c.Handle.Started()
 		} else {
-			_, err = Ready()
+			_, err = NotifyReady()
 		}
 		close(c.ready)
 	})

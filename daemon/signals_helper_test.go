@@ -31,7 +31,7 @@ type reloadReport struct {
 	Reopens        int64  // Reopen invocations
 	LastGen        string // the generation the last reload read
 	Config         string // the generation in force (failed reloads keep the old one)
-	Total, Failed  uint64 // Control.ReloadState at exit
+	Total, Failed  uint64 // Control.ReloadStats at exit
 	LastSuccess    time.Time
 }
 
@@ -103,7 +103,7 @@ func helperReload() int {
 		<-ctx.Done()
 		return nil
 	})
-	st := c.ReloadState()
+	st := c.ReloadStats()
 	save(func(r *reloadReport) { r.Total, r.Failed, r.LastSuccess = st.Total, st.Failed, st.LastSuccess })
 	mu.Lock()
 	json.NewEncoder(os.Stdout).Encode(rep)

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // runControl runs c with test-driven (unbuffered) signal channels: a send completes once
@@ -86,8 +86,8 @@ func TestReloadDeferredUntilReadyAndCoalesced(t *testing.T) {
 	if calls.Load() != 2 || overlaps.Load() != 0 || early.Load() != 0 {
 		t.Errorf("calls %d overlaps %d early %d; want 2, 0, 0", calls.Load(), overlaps.Load(), early.Load())
 	}
-	if s := c.ReloadState(); s.Total != 2 || s.Failed != 0 {
-		t.Errorf("ReloadState = %+v", s)
+	if s := c.ReloadStats(); s.Total != 2 || s.Failed != 0 {
+		t.Errorf("ReloadStats = %+v", s)
 	}
 }
 

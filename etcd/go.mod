@@ -1,15 +1,15 @@
-module guard/etcd
+module github.com/guardkit/guard/etcd
 
-go 1.26.8
+go 1.26.0
 
 require (
+	github.com/guardkit/guard v0.0.0
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
 	go.etcd.io/etcd/server/v3 v3.7.3
 	go.uber.org/zap v1.27.1
 	golang.org/x/sys v0.50.0
 	google.golang.org/grpc v1.83.2
-	guard v0.0.0
 )
 
 require (
@@ -83,6 +83,6 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-replace guard => ../
+replace github.com/guardkit/guard => ../
 
 tool go.etcd.io/etcd/etcdctl/v3

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"guard/health"
+	"github.com/guardkit/guard/health"
 )
 
 // A standby that waits for the lock is live but not ready; it becomes ready

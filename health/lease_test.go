@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // leaseState is a held etcd lease after three renewals, one failed, and

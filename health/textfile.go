@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // maxPrevious bounds how much of a previous textfile is read.

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // A textfile directory reached through a link that another user planted in

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // readProm parses dir/name.prom back with expfmt.

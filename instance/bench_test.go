@@ -11,7 +11,7 @@ import (
 // tests: go test -run '^$' -bench . ./instance/
 // scripts/bench.sh measures the guard binary end to end.
 
-func benchLock(b *testing.B) *Lock {
+func benchLock(b *testing.B) *FileLocker {
 	b.Helper()
 	l, err := New(Options{Path: filepath.Join(b.TempDir(), "bench.lock"), Name: "bench",
 		Command: []string{"/usr/local/bin/backup.sh", "--full"}})
@@ -50,7 +50,7 @@ func BenchmarkTryLockBusy(b *testing.B) {
 }
 
 // heldLock returns a lock that this process holds until the benchmark ends.
-func heldLock(b *testing.B) *Lock {
+func heldLock(b *testing.B) *FileLocker {
 	l := benchLock(b)
 	le, err := l.TryLock(context.Background())
 	if err != nil {

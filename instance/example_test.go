@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // A program that must run alone takes the lock, and a second attempt sees

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // initPIDNS is the inode number of the initial PID namespace

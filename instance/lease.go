@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // FileLease is a held lock on a local lock file. The lock belongs to an open
@@ -36,7 +36,7 @@ type FileLease struct {
 // that the path still names it, that no process still holds the lock on a
 // deleted file of the same path (when the file is new: created by this
 // attempt, or still empty), and writes the holder's record.
-func (l *Lock) claim(fd int, d *dir, created bool) (*FileLease, error) {
+func (l *FileLocker) claim(fd int, d *dir, created bool) (*FileLease, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: l.opts.Path, Err: err}
@@ -72,7 +72,7 @@ func (l *Lock) claim(fd int, d *dir, created bool) (*FileLease, error) {
 
 // initRecord checks that le's second descriptor names the locked file, sets
 // the file's mode, and writes the new holder's record.
-func (l *Lock) initRecord(le *FileLease, locked *unix.Stat_t) error {
+func (l *FileLocker) initRecord(le *FileLease, locked *unix.Stat_t) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(le.recFD, &st); err != nil {
 		return &os.PathError{Op: "stat", Path: l.opts.Path, Err: err}
@@ -130,7 +130,7 @@ var self = sync.OnceValues(func() (Record, error) {
 	return Record{PID: os.Getpid(), StartTicks: st.StartTicks, BootID: boot, PIDNS: ns, Host: host}, nil
 })
 
-func (l *Lock) newRecord(prevToken uint64) (*Record, error) {
+func (l *FileLocker) newRecord(prevToken uint64) (*Record, error) {
 	rec, err := self()
 	if err != nil {
 		return nil, err

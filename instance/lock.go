@@ -37,16 +37,16 @@ type Options struct {
 	CheckInterval time.Duration
 }
 
-// Lock is the single-instance lock on a local lock file. Its zero value is
-// not usable; make one with New. A Lock may be used for many acquisitions.
-type Lock struct {
+// FileLocker is the single-instance lock on a local lock file. Its zero value is
+// not usable; make one with New. A FileLocker may be used for many acquisitions.
+type FileLocker struct {
 	opts Options
 	dir  string
 	base string
 }
 
 // New checks opts and returns a Lock. It touches no file.
-func New(opts Options) (*Lock, error) {
+func New(opts Options) (*FileLocker, error) {
 	if opts.Path == "" {
 		return nil, errors.New("instance: empty lock path")
 	}
@@ -58,17 +58,17 @@ func New(opts Options) (*Lock, error) {
 		opts.Mode = DefaultMode
 	}
 	opts.Path = p
-	return &Lock{opts: opts, dir: filepath.Dir(p), base: filepath.Base(p)}, nil
+	return &FileLocker{opts: opts, dir: filepath.Dir(p), base: filepath.Base(p)}, nil
 }
 
 // Path returns the lock file's path.
-func (l *Lock) Path() string { return l.opts.Path }
+func (l *FileLocker) Path() string { return l.opts.Path }
 
 // Inspect implements Locker. It never takes the lock.
-func (l *Lock) Inspect(ctx context.Context) (*Holder, error) { return inspect(l.opts.Path) }
+func (l *FileLocker) Inspect(ctx context.Context) (*Holder, error) { return inspect(l.opts.Path) }
 
 // TryLock implements Locker. The Lease it returns is a *FileLease.
-func (l *Lock) TryLock(ctx context.Context) (Lease, error) {
+func (l *FileLocker) TryLock(ctx context.Context) (Lease, error) {
 	le, err := l.acquire(nil)
 	if err != nil {
 		return nil, err
@@ -82,7 +82,7 @@ func (l *Lock) TryLock(ctx context.Context) (Lease, error) {
 // descriptor at once, which releases it. (flock(2) cannot be interrupted
 // without a signal, and the kernel's blocking wait is what wakes a waiter the
 // moment the holder releases.)
-func (l *Lock) Lock(ctx context.Context) (Lease, error) {
+func (l *FileLocker) Lock(ctx context.Context) (Lease, error) {
 	if ctx == nil {
 		panic("instance: nil context")
 	}
@@ -96,7 +96,7 @@ func (l *Lock) Lock(ctx context.Context) (Lease, error) {
 // maxRetries bounds the retries when the path keeps changing under us.
 const maxRetries = 100
 
-func (l *Lock) acquire(ctx context.Context) (*FileLease, error) {
+func (l *FileLocker) acquire(ctx context.Context) (*FileLease, error) {
 	if ctx != nil {
 		// About to wait, maybe: read what the record will say now, not
 		// between the wake-up and the job's start. A TryLock that finds
@@ -120,7 +120,7 @@ func (l *Lock) acquire(ctx context.Context) (*FileLease, error) {
 // The lock is taken on a read-only open file description: the one a child
 // inherits (Inherit) cannot be written through, so a job cannot damage the
 // record. The record is written through a second, read-write descriptor.
-func (l *Lock) attempt(ctx context.Context) (le *FileLease, retry bool, err error) {
+func (l *FileLocker) attempt(ctx context.Context) (le *FileLease, retry bool, err error) {
 	d, err := openDir(l.dir, l.opts.AllowNetworkFS)
 	if err != nil {
 		return nil, false, err
@@ -178,7 +178,7 @@ func tryFlock(fd int) (ok bool, err error) {
 // wait blocks in flock(2) until fd is locked or ctx is done. When ctx ends
 // first, the blocked goroutine is abandoned: it closes fd when its flock
 // returns, which releases the lock if it got it.
-func (l *Lock) wait(ctx context.Context, fd int) error {
+func (l *FileLocker) wait(ctx context.Context, fd int) error {
 	done := make(chan error, 1)
 	go func() {
 		for {
@@ -205,7 +205,7 @@ func (l *Lock) wait(ctx context.Context, fd int) error {
 	}
 }
 
-func (l *Lock) held(ctxErr error) error {
+func (l *FileLocker) held(ctxErr error) error {
 	h, err := inspectLock(l.opts.Path, true)
 	if err != nil {
 		h = nil
@@ -215,7 +215,7 @@ func (l *Lock) held(ctxErr error) error {
 
 // openError turns an open or flock failure into a path error, and a symlink
 // into an *UnsafeError.
-func (l *Lock) openError(err error) error {
+func (l *FileLocker) openError(err error) error {
 	if errors.Is(err, syscall.ELOOP) {
 		return &UnsafeError{Path: l.opts.Path, Reason: "is a symbolic link"}
 	}

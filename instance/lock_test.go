@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
-func mustNew(t *testing.T, path string) *Lock {
+func mustNew(t *testing.T, path string) *FileLocker {
 	t.Helper()
 	l, err := New(Options{Path: path, Name: "test", CheckInterval: 20 * time.Millisecond})
 	if err != nil {

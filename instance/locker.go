@@ -40,7 +40,7 @@ type Lease interface {
 
 // The local file lock is one implementation of the backend interfaces.
 var (
-	_ Locker = (*Lock)(nil)
+	_ Locker = (*FileLocker)(nil)
 	_ Lease  = (*FileLease)(nil)
 )
 

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/guardtest"
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // Tests written against mutants of this package that the other tests let

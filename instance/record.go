@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // MaxRecord is the largest record guard writes or reads. Keeping the record

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // networkFS lists statfs f_type magic numbers of file systems whose flock(2)

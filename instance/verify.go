@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // verify decides whether the locking process is the one the record names.

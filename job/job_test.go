@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // A job that leaves processes behind, however they detach (background,

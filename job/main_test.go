@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // The test binary doubles as a supervisor: GUARD_JOB_TEST_SH=SCRIPT makes it

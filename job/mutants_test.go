@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // Tests written against mutants of this package that the other tests let

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 func contextWithCause() (context.Context, context.CancelCauseFunc) {

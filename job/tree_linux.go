@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // setSubreaper makes this process a child subreaper (prctl(2)

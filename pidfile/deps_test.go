@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // TestImports keeps pidfile a leaf of the kit: the standard library,
@@ -15,8 +15,8 @@ func TestImports(t *testing.T) {
 		switch {
 		case p == "net/http", strings.HasPrefix(p, "net/http/"):
 			return "no HTTP"
-		case p == "golang.org/x/sys/unix", p == "guard/internal/proc", p == "guard/internal/safepath":
-		case guardtest.ThirdParty(p) || strings.HasPrefix(p, "guard"):
+		case p == "golang.org/x/sys/unix", p == "github.com/guardkit/guard/internal/proc", p == "github.com/guardkit/guard/internal/safepath":
+		case guardtest.ThirdParty(p) || guardtest.Own(p):
 			return "only the standard library, x/sys/unix, internal/proc and internal/safepath"
 		}
 		return ""

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"guard/pidfile"
+	"github.com/guardkit/guard/pidfile"
 )
 
 func ExampleParse() {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // runCopy copies the sleep binary to dir/name, runs it and waits until it

@@ -1,7 +1,7 @@
 package pidfile
 
 import (
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // Parse parses the content of a PID file: ASCII decimal digits, optionally

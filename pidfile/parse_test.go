@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 func TestParse(t *testing.T) {

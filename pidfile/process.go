@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // Process returns a pidfd handle on the process the PID file names, for

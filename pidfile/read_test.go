@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // safeDir returns a fresh directory only its owner can write.

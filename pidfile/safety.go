@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // The trust rule shared by Read and Write (Promise 3 of the contract):

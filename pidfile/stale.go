@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // State says what the PID in a PID file names now.

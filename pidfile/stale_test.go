@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 // pidFile writes a PID file for pid in a fresh safe directory.

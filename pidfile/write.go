@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/internal/proc"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // File is a PID file created by Write: Path and PID are what was written.

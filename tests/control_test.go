@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // status exit codes 3/0/3/1 for never-run / held / clean exit / crashed.

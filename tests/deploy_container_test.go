@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // depContainer maps the final image's files to the host: the statically

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 var depCronTime = regexp.MustCompile(`^[0-9*/,-]+$`)

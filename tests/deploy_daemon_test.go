@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // depExampleExists reports whether cmd/example has been written yet.

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // depK8sContainers returns the containers of each workload in the docs.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 func depPromtool(t *testing.T, args ...string) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // depUnitExecs returns the Exec*= command lines of a unit file, as words.

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 var depPython = sync.OnceValue(func() string {

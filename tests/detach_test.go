@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // procFacts reads what the detach tests check about a process from /proc.
@@ -166,7 +166,7 @@ func TestDetachOutputSyslog(t *testing.T) {
 	}
 	for l, m := range got {
 		// Facility daemon (3), severity info (6): PRI 30; tagged with the job.
-		if !strings.HasPrefix(m, "<30>") || !strings.Contains(m, "guard/nightly[") {
+		if !strings.HasPrefix(m, "<30>") || !strings.Contains(m, "github.com/guardkit/guard/nightly[") {
 			t.Errorf("%s arrived as %q", l, m)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // cmd/example, the worked example of a daemon built from the kit, driven as
@@ -45,7 +45,7 @@ func exampleBinary(t *testing.T) string {
 			}
 		}
 		exampleBin = filepath.Join(dir, "example")
-		if out, err := exec.Command("go", "build", "-o", exampleBin, "guard/cmd/example").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-o", exampleBin, "github.com/guardkit/guard/cmd/example").CombinedOutput(); err != nil {
 			exampleErr = fmt.Errorf("build guard/cmd/example: %v\n%s", err, out)
 		}
 	})

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // The scenarios of the guard tests, run against util-linux flock(1) where

@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // healthJob is a job that outlives the test and ignores the SIGHUP guard

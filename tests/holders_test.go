@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // statusHolders is the part of status --json about the processes holding

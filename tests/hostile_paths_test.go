@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 const nobodyUID = 65534

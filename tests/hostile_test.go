@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"guard/instance"
-	gproc "guard/internal/proc"
+	"github.com/guardkit/guard/instance"
+	gproc "github.com/guardkit/guard/internal/proc"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // TestHostileRecordsAndPidfiles feeds guard forged records and PID files

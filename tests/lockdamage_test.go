@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // These tests damage the lock the way a clumsy admin or a hostile job does

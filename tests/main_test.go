@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		guardBin, holderBin = filepath.Join(dir, "guard"), filepath.Join(dir, "holder")
-		for bin, pkg := range map[string]string{guardBin: "guard/cmd/guard", holderBin: "guard/tests/testdata/holder"} {
+		for bin, pkg := range map[string]string{guardBin: "github.com/guardkit/guard/cmd/guard", holderBin: "github.com/guardkit/guard/tests/testdata/holder"} {
 			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)

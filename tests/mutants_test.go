@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // Tests written against mutants of guard that the other tests let live:

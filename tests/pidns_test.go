@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // --pid-namespace: when guard itself is SIGKILLed, nothing of the job's tree

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // 50 concurrent runs on one lock: exactly one job runs; the other 49 exit

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // These tests hold guard to Promise 6: a run is its whole process tree. Every

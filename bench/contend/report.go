@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"guard/bench/internal/tsv"
+	"github.com/guardkit/guard/bench/internal/tsv"
 	"slices"
 	"time"
 )

@@ -38,7 +38,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/bench/internal/execwatch"
+	"github.com/guardkit/guard/bench/internal/execwatch"
 )
 
 // starter is one way to start a daemon.

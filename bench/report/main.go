@@ -16,7 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	tsvfile "guard/bench/internal/tsv"
+	tsvfile "github.com/guardkit/guard/bench/internal/tsv"
 	"io"
 	"os"
 	"slices"

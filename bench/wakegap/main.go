@@ -46,7 +46,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/bench/internal/execwatch"
+	"github.com/guardkit/guard/bench/internal/execwatch"
 )
 
 // waiter is one kind of contender.

@@ -55,8 +55,8 @@ import (
 	"strings"
 	"syscall"
 
-	"guard/daemon"
-	"guard/instance"
+	"github.com/guardkit/guard/daemon"
+	"github.com/guardkit/guard/instance"
 )
 
 // options are the command-line flags.

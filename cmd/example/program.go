@@ -8,9 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"guard/daemon"
-	"guard/health"
-	"guard/instance"
+	"github.com/guardkit/guard/daemon"
+	"github.com/guardkit/guard/health"
+	"github.com/guardkit/guard/instance"
 )
 
 // program is the daemon proper: its configuration, lock, health and signals.

@@ -11,7 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // Stop and reload from any host. A request is a key under Key + "req/"
@@ -35,11 +35,11 @@ var _ instance.Controlled = (*Lease)(nil)
 // addressed to this holder, from the moment it took the lock.
 func (le *Lease) Requests() <-chan instance.Request { return le.reqs }
 
-func (l *Lock) reqKey(kind string, token uint64) string {
+func (l *Locker) reqKey(kind string, token uint64) string {
 	return l.opts.Key + "req/" + kind + "/" + strconv.FormatUint(token, 10)
 }
 
-func (l *Lock) ackKey(nonce string) string { return l.opts.Key + "req/ack/" + nonce }
+func (l *Locker) ackKey(nonce string) string { return l.opts.Key + "req/ack/" + nonce }
 
 // watchRequests passes the requests naming this holder's token to
 // Requests, until the lease ends.
@@ -97,13 +97,13 @@ func (le *Lease) ack(nonce string, err error) {
 
 // RequestStop asks the holder with token to stop its job and release the
 // lock. It does not wait: the lock becoming free (Inspect) is the answer.
-func (l *Lock) RequestStop(ctx context.Context, token uint64) error {
+func (l *Locker) RequestStop(ctx context.Context, token uint64) error {
 	return l.putRequest(ctx, l.reqKey("stop", token))
 }
 
 // RequestReload asks the holder with token to forward SIGHUP to its job
 // and waits for its answer until ctx is done.
-func (l *Lock) RequestReload(ctx context.Context, token uint64) error {
+func (l *Locker) RequestReload(ctx context.Context, token uint64) error {
 	b := make([]byte, 8)
 	rand.Read(b)
 	nonce := hex.EncodeToString(b)
@@ -129,7 +129,7 @@ func (l *Lock) RequestReload(ctx context.Context, token uint64) error {
 }
 
 // putRequest puts key under a short lease of its own.
-func (l *Lock) putRequest(ctx context.Context, key string) error {
+func (l *Locker) putRequest(ctx context.Context, key string) error {
 	rctx, cancel := l.request(ctx)
 	defer cancel()
 	g, err := l.cli.Grant(rctx, requestTTL)

@@ -7,7 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // A forced stop breaks the lock: it revokes the holder's lease at once. The
@@ -17,13 +17,13 @@ import (
 // req/delay under a lease of the holder's TTL (Chubby's lock-delay): no
 // contender takes the lock while that key exists.
 
-func (l *Lock) delayKey() string { return l.opts.Key + "req/delay" }
+func (l *Locker) delayKey() string { return l.opts.Key + "req/delay" }
 
 // ForceRelease breaks the lock held under token: it makes the next holder
 // wait one TTL of the holder's lease, then revokes that lease. It returns
 // how long the take-over delay runs. An error says the lock is no longer
 // held under token, or etcd could not be reached (ErrUnavailable).
-func (l *Lock) ForceRelease(ctx context.Context, token uint64) (time.Duration, error) {
+func (l *Locker) ForceRelease(ctx context.Context, token uint64) (time.Duration, error) {
 	q, _, err := l.snapshot(ctx)
 	if err != nil {
 		return 0, err

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // TestDependencies: the lock neither imports guard's job, health or daemon
@@ -20,7 +20,7 @@ func TestDependencies(t *testing.T) {
 			return "its Session counts the lease's deadline from the receive time of each answer"
 		case strings.HasPrefix(p, "go.etcd.io/etcd/server/"):
 			return "the server is for tests only"
-		case p == "guard/job", p == "guard/health", p == "guard/daemon":
+		case p == "github.com/guardkit/guard/job", p == "github.com/guardkit/guard/health", p == "github.com/guardkit/guard/daemon":
 			return "the lock imports neither job, health nor daemon"
 		}
 		return ""

@@ -163,7 +163,7 @@ func UnsafeServer(v string) string {
 
 // ServerInfo returns the version and the cluster id (hex) of the etcd
 // server the lock's client reaches first, for reports.
-func (l *Lock) ServerInfo(ctx context.Context) (version, cluster string, err error) {
+func (l *Locker) ServerInfo(ctx context.Context) (version, cluster string, err error) {
 	eps := l.cli.Endpoints()
 	if len(eps) == 0 {
 		return "", "", errors.New("etcd: no endpoints")

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/etcd/internal/etcdtest"
+	"github.com/guardkit/guard/etcd/internal/etcdtest"
 )
 
 func TestDial(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // ErrUnavailable is matched by the errors returned when etcd cannot be

@@ -7,7 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	etcdlock "guard/etcd/lock"
+	etcdlock "github.com/guardkit/guard/etcd/lock"
 )
 
 // A job that runs only while it holds the lock, stops when the lease

@@ -8,7 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"guard/etcd/internal/etcdtest"
+	"github.com/guardkit/guard/etcd/internal/etcdtest"
 )
 
 // A leader change in a 3-node cluster while a lock is held at the default

@@ -8,7 +8,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // Contender is one process in a lock's queue.
@@ -26,7 +26,7 @@ type Contender struct {
 // Queue returns the lock's contenders in order: the holder first, then the
 // waiters in the order they will get the lock. It is a snapshot, stale as
 // soon as it is returned.
-func (l *Lock) Queue(ctx context.Context) ([]Contender, error) {
+func (l *Locker) Queue(ctx context.Context) ([]Contender, error) {
 	q, _, err := l.snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (l *Lock) Queue(ctx context.Context) ([]Contender, error) {
 // cleanly (Record says who and when). Stale: no holder, and the last holder
 // never released it: its lease ran out (a crash, a partition, a revocation).
 // Errors reaching etcd match ErrUnavailable.
-func (l *Lock) Inspect(ctx context.Context) (*instance.Holder, error) {
+func (l *Locker) Inspect(ctx context.Context) (*instance.Holder, error) {
 	q, last, err := l.snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func (l *Lock) Inspect(ctx context.Context) (*instance.Holder, error) {
 }
 
 // snapshot reads the queue and the last record at one revision.
-func (l *Lock) snapshot(ctx context.Context) ([]*contender, []byte, error) {
+func (l *Locker) snapshot(ctx context.Context) ([]*contender, []byte, error) {
 	rctx, cancel := l.request(ctx)
 	defer cancel()
 	resp, err := l.cli.Txn(rctx).Then(l.queueRange(), clientv3.OpGet(l.lastKey())).Commit()
@@ -89,7 +89,7 @@ func (c *contender) record() *instance.Record {
 
 // holderOf describes the lock from its queue (q[0] holds it) or, when q is
 // empty, from the last record.
-func (l *Lock) holderOf(q []*contender, last []byte) *instance.Holder {
+func (l *Locker) holderOf(q []*contender, last []byte) *instance.Holder {
 	h := &instance.Holder{Path: l.opts.Key}
 	if len(q) > 0 {
 		h.State, h.Record = instance.Held, q[0].record()

@@ -12,13 +12,13 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // Lease is one acquisition of a Lock: an etcd lease, renewed by this
 // process, with the holder's key under it. It implements instance.Renewed.
 type Lease struct {
-	lock *Lock
+	lock *Locker
 	id   clientv3.LeaseID
 	key  string
 	rev  int64           // create revision of key: the fencing token
@@ -42,7 +42,7 @@ var _ instance.Renewed = (*Lease)(nil)
 
 // newLease starts renewing lease id, granted with ttl for a request sent at
 // sent (CLOCK_BOOTTIME).
-func newLease(l *Lock, id clientv3.LeaseID, sent, ttl time.Duration, rec *instance.Record) *Lease {
+func newLease(l *Locker, id clientv3.LeaseID, sent, ttl time.Duration, rec *instance.Record) *Lease {
 	ctx, cancel := context.WithCancel(context.Background())
 	le := &Lease{lock: l, id: id, key: l.contenderKey(id), rec: *rec, ctx: ctx, cancel: cancel,
 		reqs: make(chan instance.Request, 4), stamped: make(chan struct{}),

@@ -9,7 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // Defaults of Options.
@@ -93,34 +93,34 @@ func (o Options) ttl() time.Duration {
 	return (o.TTL + time.Second - 1).Truncate(time.Second)
 }
 
-// Lock is a single-instance lock kept in etcd. It implements
+// Locker is a single-instance lock kept in etcd. It implements
 // instance.Locker; the Lease it returns implements instance.Renewed.
-type Lock struct {
+type Locker struct {
 	cli  *clientv3.Client
 	opts Options
 	// keepAliveOnce renews a lease once; tests replace it.
 	keepAliveOnce func(ctx context.Context, id clientv3.LeaseID) (*clientv3.LeaseKeepAliveResponse, error)
 }
 
-var _ instance.Locker = (*Lock)(nil)
+var _ instance.Locker = (*Locker)(nil)
 
 // New returns the lock that opts describe, kept through cli. It starts
 // nothing and contacts no one. It panics if opts.Check fails: callers that
 // take options from users check them first.
-func New(cli *clientv3.Client, opts Options) *Lock {
+func New(cli *clientv3.Client, opts Options) *Locker {
 	if err := opts.Check(); err != nil {
 		panic(err)
 	}
-	return &Lock{cli: cli, opts: opts.withDefaults(), keepAliveOnce: cli.KeepAliveOnce}
+	return &Locker{cli: cli, opts: opts.withDefaults(), keepAliveOnce: cli.KeepAliveOnce}
 }
 
 // Key returns the lock's key prefix.
-func (l *Lock) Key() string { return l.opts.Key }
+func (l *Locker) Key() string { return l.opts.Key }
 
 // TryLock takes the lock if no one holds it or waits for it, and returns at
 // once otherwise with a *instance.HeldError naming the holder (its own key is
 // removed again). Errors reaching etcd match ErrUnavailable.
-func (l *Lock) TryLock(ctx context.Context) (instance.Lease, error) {
+func (l *Locker) TryLock(ctx context.Context) (instance.Lease, error) {
 	le, err := l.acquire(ctx, false)
 	if err != nil {
 		return nil, err
@@ -134,7 +134,7 @@ func (l *Lock) TryLock(ctx context.Context) (instance.Lease, error) {
 // instance.ErrHeld and wraps ctx.Err(). If its lease is lost while it waits
 // (a partition longer than the TTL), it starts again at the end of the
 // queue. Errors reaching etcd match ErrUnavailable.
-func (l *Lock) Lock(ctx context.Context) (instance.Lease, error) {
+func (l *Locker) Lock(ctx context.Context) (instance.Lease, error) {
 	for {
 		le, err := l.acquire(ctx, true)
 		if errors.Is(err, errLostWaiting) && ctx.Err() == nil {
@@ -152,7 +152,7 @@ var errLostWaiting = errors.New("lease lost while waiting")
 
 // acquire enters the queue and, if it is not first, either leaves (wait
 // false) or waits its turn.
-func (l *Lock) acquire(ctx context.Context, wait bool) (*Lease, error) {
+func (l *Locker) acquire(ctx context.Context, wait bool) (*Lease, error) {
 	le, first, err := l.enter(ctx)
 	if err != nil {
 		return nil, l.failed(ctx, wait, err)
@@ -176,7 +176,7 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (*Lease, error) {
 
 // failed is the error of an attempt that ended with err: a wait that ctx
 // ended is busy (wrapping ctx.Err()).
-func (l *Lock) failed(ctx context.Context, wait bool, err error) error {
+func (l *Locker) failed(ctx context.Context, wait bool, err error) error {
 	switch {
 	case wait && ctx.Err() != nil:
 		return l.waitEnded(ctx.Err())
@@ -188,7 +188,7 @@ func (l *Lock) failed(ctx context.Context, wait bool, err error) error {
 
 // waitEnded is the error of a wait that ctx ended: busy, naming the holder
 // when a quick look finds it.
-func (l *Lock) waitEnded(cause error) error {
+func (l *Locker) waitEnded(cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), min(l.opts.Timeout, time.Second))
 	defer cancel()
 	h, _ := l.Inspect(ctx)
@@ -196,6 +196,6 @@ func (l *Lock) waitEnded(cause error) error {
 }
 
 // request returns a context for one request to etcd, bounded by Timeout.
-func (l *Lock) request(ctx context.Context) (context.Context, context.CancelFunc) {
+func (l *Locker) request(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, l.opts.Timeout)
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 func TestTryLockBusyNamesHolder(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"guard/etcd/internal/etcdtest"
+	"github.com/guardkit/guard/etcd/internal/etcdtest"
 )
 
 // endpoint is the client address of the test etcd, one node for the whole
@@ -76,7 +76,7 @@ func release(t *testing.T, le *Lease) {
 }
 
 // tryLock takes l or fails the test.
-func tryLock(t *testing.T, l *Lock) *Lease {
+func tryLock(t *testing.T, l *Locker) *Lease {
 	t.Helper()
 	le, err := l.TryLock(ctxT(t, 10*time.Second))
 	if err != nil {
@@ -87,7 +87,7 @@ func tryLock(t *testing.T, l *Lock) *Lease {
 }
 
 // waitQueue waits until l's queue has n contenders.
-func waitQueue(t *testing.T, l *Lock, n int) []Contender {
+func waitQueue(t *testing.T, l *Locker, n int) []Contender {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 
-	"guard/etcd/internal/etcdtest"
+	"github.com/guardkit/guard/etcd/internal/etcdtest"
 )
 
 // TestPartitionLostBeforeStandby is promise 9's test: a holder cut off

@@ -12,7 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // contender is one key of a lock's queue.
@@ -24,16 +24,16 @@ type contender struct {
 }
 
 // contenderKey is the key a contender holding lease id puts.
-func (l *Lock) contenderKey(id clientv3.LeaseID) string {
+func (l *Locker) contenderKey(id clientv3.LeaseID) string {
 	return fmt.Sprintf("%s%016x", l.opts.Key, uint64(id))
 }
 
 // lastKey keeps the record of the last holder, under no lease.
-func (l *Lock) lastKey() string { return l.opts.Key + "last" }
+func (l *Locker) lastKey() string { return l.opts.Key + "last" }
 
 // queueRange gets the contenders' keys: Key + 16 hex digits all sort in
 // [Key+"0", Key+"g"), and Key + "last" sorts after.
-func (l *Lock) queueRange(extra ...clientv3.OpOption) clientv3.Op {
+func (l *Locker) queueRange(extra ...clientv3.OpOption) clientv3.Op {
 	opts := append([]clientv3.OpOption{clientv3.WithRange(l.opts.Key + "g"),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)}, extra...)
 	return clientv3.OpGet(l.opts.Key+"0", opts...)
@@ -41,7 +41,7 @@ func (l *Lock) queueRange(extra ...clientv3.OpOption) clientv3.Op {
 
 // contenders keeps the keys that are contenders' (prefix and 16 hex digits),
 // in queue order.
-func (l *Lock) contenders(kvs []*mvccpb.KeyValue) []*contender {
+func (l *Locker) contenders(kvs []*mvccpb.KeyValue) []*contender {
 	var q []*contender
 	for _, kv := range kvs {
 		k := string(kv.Key)
@@ -59,7 +59,7 @@ func (l *Lock) contenders(kvs []*mvccpb.KeyValue) []*contender {
 // enter grants a lease, starts renewing it and puts this contender's key
 // under it. It returns the lease and the first contender in the queue (the
 // holder, possibly this one).
-func (l *Lock) enter(ctx context.Context) (*Lease, *contender, error) {
+func (l *Locker) enter(ctx context.Context) (*Lease, *contender, error) {
 	rec, err := newRecord(l.opts)
 	if err != nil {
 		return nil, nil, err

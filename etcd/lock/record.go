@@ -3,7 +3,7 @@ package etcdlock
 import (
 	"time"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // newRecord is the record a contender puts: Acquired is when it started

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // Backend keeps locks somewhere other than local files. A binary built with

@@ -7,7 +7,7 @@ package cli
 
 import (
 	"fmt"
-	"guard/job"
+	"github.com/guardkit/guard/job"
 	"os"
 	"os/signal"
 	"syscall"

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"guard/daemon"
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/daemon"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // daemonize detaches guard run (--detach). The starting process does not

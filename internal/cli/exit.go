@@ -8,10 +8,10 @@ import (
 	"os"
 	"syscall"
 
-	"guard/daemon"
-	"guard/instance"
-	"guard/internal/safepath"
-	"guard/pidfile"
+	"github.com/guardkit/guard/daemon"
+	"github.com/guardkit/guard/instance"
+	"github.com/guardkit/guard/internal/safepath"
+	"github.com/guardkit/guard/pidfile"
 )
 
 // Exit codes of the contract.

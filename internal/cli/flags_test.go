@@ -9,10 +9,10 @@ import (
 	"syscall"
 	"testing"
 
-	"guard/instance"
-	"guard/internal/safepath"
-	"guard/job"
-	"guard/pidfile"
+	"github.com/guardkit/guard/instance"
+	"github.com/guardkit/guard/internal/safepath"
+	"github.com/guardkit/guard/job"
+	"github.com/guardkit/guard/pidfile"
 )
 
 func TestCodeOf(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"guard/instance"
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/instance"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // lockFlags are the flags every command takes to name the lock.
@@ -136,6 +136,6 @@ func defaultDir() (string, error) {
 }
 
 // newLock builds the instance lock for the resolved path.
-func (lf *lockFlags) newLock(path, name string, argv []string) (*instance.Lock, error) {
+func (lf *lockFlags) newLock(path, name string, argv []string) (*instance.FileLocker, error) {
 	return instance.New(instance.Options{Path: path, Name: name, Command: argv, Mode: lf.mode, AllowNetworkFS: lf.allowNet})
 }

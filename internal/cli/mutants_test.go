@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // Tests written against mutants of this package that the other tests let

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/health"
-	"guard/internal/safepath"
+	"github.com/guardkit/guard/health"
+	"github.com/guardkit/guard/internal/safepath"
 )
 
 // observer reports a run to the health endpoints (--listen) and to

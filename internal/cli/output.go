@@ -9,7 +9,7 @@ import (
 	"os"
 	"sync"
 
-	"guard/daemon"
+	"github.com/guardkit/guard/daemon"
 )
 
 // syslogSocket is the syslog socket --output syslog writes to;

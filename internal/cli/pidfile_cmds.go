@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/internal/proc"
-	"guard/pidfile"
+	"github.com/guardkit/guard/internal/proc"
+	"github.com/guardkit/guard/pidfile"
 )
 
 // pidfileJSON is the JSON form of a PID file's status.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // remote is a Locker whose holder may run on another host (etcd): stop and

@@ -11,10 +11,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/daemon"
-	"guard/health"
-	"guard/instance"
-	"guard/job"
+	"github.com/guardkit/guard/daemon"
+	"github.com/guardkit/guard/health"
+	"github.com/guardkit/guard/instance"
+	"github.com/guardkit/guard/job"
 )
 
 // runOpts are the flags of guard run.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 // LSB status codes (status) and init-script codes (reload).

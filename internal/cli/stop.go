@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"time"
 
-	"guard/instance"
-	"guard/internal/proc"
+	"github.com/guardkit/guard/instance"
+	"github.com/guardkit/guard/internal/proc"
 )
 
 func stopCmd(args []string) error {

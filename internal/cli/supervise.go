@@ -13,11 +13,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"guard/daemon"
-	"guard/health"
-	"guard/instance"
-	"guard/job"
-	"guard/pidfile"
+	"github.com/guardkit/guard/daemon"
+	"github.com/guardkit/guard/health"
+	"github.com/guardkit/guard/instance"
+	"github.com/guardkit/guard/job"
+	"github.com/guardkit/guard/pidfile"
 )
 
 // runner runs the job of guard run while the lease holds: the job's whole
@@ -94,9 +94,9 @@ func (r *runner) supervise(argv []string) (health.JobRun, error) {
 	}
 	r.obs.jobStarted(j.PID())
 	if r.handle != nil {
-		r.handle.Ready() // the starting process exits 0 now
+		r.handle.Started() // the starting process exits 0 now
 	} else {
-		daemon.Ready() // sd_notify READY=1 under systemd; nothing otherwise
+		daemon.NotifyReady() // sd_notify READY=1 under systemd; nothing otherwise
 	}
 	res := r.watch(j)
 	r.drain()
@@ -134,7 +134,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 		cmd.Env = append(cmd.Env, "GUARD_LOCK_FD=3")
 	}
 	if r.opts.output == "syslog" {
-		w, drained, err := toSyslog("guard/" + r.name)
+		w, drained, err := toSyslog("github.com/guardkit/guard/" + r.name)
 		if err != nil {
 			return nil, err
 		}

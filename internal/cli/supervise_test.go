@@ -9,10 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"guard/health"
-	"guard/instance"
+	"github.com/guardkit/guard/health"
+	"github.com/guardkit/guard/instance"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // renewedLease is a lease a server could take away, driven by the test

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"guard/instance"
-	"guard/job"
+	"github.com/guardkit/guard/instance"
+	"github.com/guardkit/guard/job"
 )
 
 // forever is the --wait value that waits indefinitely.

@@ -76,5 +76,13 @@ func Forbid(t testing.TB, bad func(path string) (why string)) {
 // ThirdParty reports whether an import path is outside the standard
 // library and guard's own modules.
 func ThirdParty(path string) bool {
-	return strings.Contains(strings.SplitN(path, "/", 2)[0], ".")
+	return strings.Contains(strings.SplitN(path, "/", 2)[0], ".") && !Own(path)
+}
+
+// Module is guard's module path; the etcd module is Module + "/etcd".
+const Module = "github.com/guardkit/guard"
+
+// Own reports whether an import path is one of guard's packages (either module).
+func Own(path string) bool {
+	return path == Module || strings.HasPrefix(path, Module+"/")
 }

@@ -26,7 +26,7 @@ import (
 	"time"
 	"unsafe"
 
-	"guard/etcd/internal/etcdtest"
+	"github.com/guardkit/guard/etcd/internal/etcdtest"
 )
 
 func main() {

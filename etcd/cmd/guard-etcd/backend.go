@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"guard/daemon"
-	etcdlock "guard/etcd/lock"
-	"guard/instance"
+	"github.com/guardkit/guard/daemon"
+	etcdlock "github.com/guardkit/guard/etcd/lock"
+	"github.com/guardkit/guard/instance"
 )
 
 // exitUsage is the contract's usage error.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"guard/etcd/internal/etcdtest"
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/etcd/internal/etcdtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // The partition of TestPartitionKillsTreeBeforeStandby, side by side with

@@ -9,7 +9,7 @@ package main
 import (
 	"os"
 
-	"guard/internal/cli"
+	"github.com/guardkit/guard/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".

@@ -20,8 +20,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"guard/etcd/internal/etcdtest"
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/etcd/internal/etcdtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 var (

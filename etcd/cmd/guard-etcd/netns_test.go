@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"guard/internal/guardtest"
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // The real etcd server binary (3.7.3, built from its module) and a real

@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"guard/instance"
+	"github.com/guardkit/guard/instance"
 )
 
 func main() {
