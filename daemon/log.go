@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -92,6 +93,14 @@ type lineOut struct {
 // newLineHandler builds a lineHandler; noTime drops the time attribute (for sinks that
 // stamp records themselves).
 func newLineHandler(opts *slog.HandlerOptions, noTime bool, emit func(r *slog.Record, line []byte) error) lineHandler {
+	return newFormatHandler(textFormat, opts, noTime, emit)
+}
+
+// textFormat builds slog's text handler, the lineHandler's default format.
+func textFormat(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewTextHandler(w, o) }
+
+// newFormatHandler is newLineHandler with the format mk builds (text, JSON, message).
+func newFormatHandler(mk func(io.Writer, *slog.HandlerOptions) slog.Handler, opts *slog.HandlerOptions, noTime bool, emit func(r *slog.Record, line []byte) error) lineHandler {
 	out := &lineOut{emit: emit}
 	var o slog.HandlerOptions
 	if opts != nil {
@@ -109,7 +118,7 @@ func newLineHandler(opts *slog.HandlerOptions, noTime bool, emit func(r *slog.Re
 			return a
 		}
 	}
-	return lineHandler{inner: slog.NewTextHandler(&out.buf, &o), out: out}
+	return lineHandler{inner: mk(&out.buf, &o), out: out}
 }
 
 // Enabled reports whether records at level l are handled (HandlerOptions.Level).

@@ -25,6 +25,8 @@ const NotifySocketEnv = "NOTIFY_SOCKET"
 //   - (false, nil): not under systemd ($NOTIFY_SOCKET unset or empty); nothing was sent.
 //   - (false, err): $NOTIFY_SOCKET is set but malformed (a relative path, or another
 //     scheme such as vsock, which is not supported), or sending failed.
+//   - (false, err) also when the socket's buffer stays full for NotifyTimeout (the
+//     manager does not read): Notify never blocks longer than that.
 //   - (true, nil): the datagram was handed to the socket. It says nothing about whether
 //     systemd accepted it (NotifyAccess= may discard it).
 func Notify(state string) (bool, error) {
@@ -41,10 +43,46 @@ func Notify(state string) (bool, error) {
 		return false, fmt.Errorf("sd_notify: %w", err)
 	}
 	defer conn.Close()
+	// A manager that stopped reading must not hang the caller: a full socket
+	// buffer fails the send after NotifyTimeout.
+	conn.SetWriteDeadline(time.Now().Add(NotifyTimeout))
 	if _, err := conn.Write([]byte(state)); err != nil {
 		return false, fmt.Errorf("sd_notify: %w", err)
 	}
 	return true, nil
+}
+
+// NotifyTimeout is how long Notify waits for room in a full notification socket.
+const NotifyTimeout = 2 * time.Second
+
+// ExtendTimeout sends "EXTEND_TIMEOUT_USEC=<d in µs>": the current start, runtime or stop
+// timeout is extended so that it ends no earlier than d from now (the manager keeps the
+// longer of the two; send it again before d has passed to extend further). Results as
+// for Notify.
+func ExtendTimeout(d time.Duration) (bool, error) {
+	return Notify(ExtendTimeoutAssignment(d))
+}
+
+// ExtendTimeoutAssignment returns the "EXTEND_TIMEOUT_USEC=<µs>" line for d, to combine
+// with others in one datagram.
+func ExtendTimeoutAssignment(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
+}
+
+// StatusAssignment returns the "STATUS=text" line, line breaks replaced by spaces, to
+// combine with others in one datagram.
+func StatusAssignment(text string) string { return "STATUS=" + oneLine(text) }
+
+// ReloadingAssignment returns "RELOADING=1\nMONOTONIC_USEC=<now>", as Reloading sends it.
+func ReloadingAssignment() (string, error) {
+	usec, err := monotonicUsec()
+	if err != nil {
+		return "", fmt.Errorf("sd_notify: read CLOCK_MONOTONIC: %w", err)
+	}
+	return "RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(usec, 10), nil
 }
 
 // NotifyReady sends "READY=1": start-up (or a reload) is complete. Results as for Notify.
@@ -54,11 +92,11 @@ func NotifyReady() (bool, error) { return Notify("READY=1") }
 // in one datagram, as Type=notify-reload services must. Call Ready when the reload is
 // done, whether it succeeded or not. Results as for Notify.
 func Reloading() (bool, error) {
-	usec, err := monotonicUsec()
+	state, err := ReloadingAssignment()
 	if err != nil {
-		return false, fmt.Errorf("sd_notify: read CLOCK_MONOTONIC: %w", err)
+		return false, err
 	}
-	return Notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(usec, 10))
+	return Notify(state)
 }
 
 // Stopping sends "STOPPING=1": the program is shutting down. Results as for Notify.
@@ -67,7 +105,7 @@ func Stopping() (bool, error) { return Notify("STOPPING=1") }
 // Status sends "STATUS=text", the free-form line systemctl status shows. Newlines in text
 // would start new assignments, so they are replaced by spaces. Results as for Notify.
 func Status(text string) (bool, error) {
-	return Notify("STATUS=" + oneLine(text))
+	return Notify(StatusAssignment(text))
 }
 
 // oneLine replaces line breaks so text cannot inject further sd_notify assignments.

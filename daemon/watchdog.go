@@ -81,3 +81,34 @@ func watchdogLoop(ctx context.Context, period time.Duration) error {
 		}
 	}
 }
+
+// WatchdogWhile is Watchdog with a condition: at each tick (half the timeout, the first
+// one at once) it sends "WATCHDOG=1" only if ok() reports true, so that systemd's
+// watchdog fires once ok has said false for a whole timeout (a lock lost, a lease in
+// jeopardy). ok runs on WatchdogWhile's goroutine and must not block. Results as for
+// Watchdog.
+func WatchdogWhile(ctx context.Context, ok func() bool) error {
+	d, err := WatchdogInterval()
+	if err != nil || d == 0 {
+		return err
+	}
+	period := d / 2
+	if period <= 0 {
+		period = time.Millisecond
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var last error
+	for {
+		if ok() {
+			if _, err := Notify("WATCHDOG=1"); err != nil {
+				last = err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-t.C:
+		}
+	}
+}

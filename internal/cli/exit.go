@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
 	"syscall"
 
 	"github.com/guardkit/guard/daemon"
@@ -83,6 +82,6 @@ func report(err error) int {
 	if errors.Is(err, errPrinted) {
 		return code
 	}
-	fmt.Fprintln(os.Stderr, "guard: "+err.Error())
+	logError(err.Error())
 	return code
 }

@@ -44,8 +44,11 @@ func newRun(t *testing.T, le instance.Lease, dir string) *runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &runner{opts: &runOpts{killAfter: time.Minute, textfileDir: dir}, lease: le, path: "/guard/x", name: "x",
-		sigs: make(chan os.Signal), obs: obs}
+	o := &runOpts{killAfter: time.Minute, textfileDir: dir}
+	o.sd = newNotifier(notifyGuard) // what begin makes; the lease is held
+	o.sd.acquired()
+	t.Cleanup(o.sd.close)
+	return &runner{opts: o, lease: le, path: "/guard/x", name: "x", sigs: make(chan os.Signal), obs: obs}
 }
 
 // The run's textfile is written after the lock is released, so that a slow

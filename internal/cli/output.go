@@ -34,7 +34,7 @@ func logf(format string, a ...any) {
 		sink.Warn(msg)
 		return
 	}
-	fmt.Fprintln(os.Stderr, "guard: "+msg)
+	stderrLogger().Warn(msg)
 }
 
 // toSyslog connects to syslog, sends guard's messages there from now on,

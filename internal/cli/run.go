@@ -20,6 +20,7 @@ import (
 // runOpts are the flags of guard run.
 type runOpts struct {
 	lockFlags
+	notifyOpts
 	wait         waitValue
 	conflictExit int
 	quiet        bool
@@ -37,7 +38,8 @@ type runOpts struct {
 func parseRun(args []string) (*runOpts, []string, error) {
 	o := &runOpts{conflictExit: exitBusy, killAfter: 10 * time.Second}
 	fs := newFlags("run", "[flags] -- COMMAND [ARG...]")
-	o.register(fs.FlagSet)
+	o.lockFlags.register(fs.FlagSet)
+	o.notifyOpts.register(fs.FlagSet)
 	fs.Var(&o.wait, "wait", "how long to wait for a busy lock: 0 (do not wait), a `DURATION`, or forever")
 	fs.IntVar(&o.conflictExit, "conflict-exit", exitBusy, "exit `CODE` when the lock is busy or the wait timed out")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing when the run is skipped because the lock is busy")
@@ -118,10 +120,13 @@ func runCmd(args []string) error {
 }
 
 func (o *runOpts) run(argv []string, sigs <-chan os.Signal, h *daemon.Handle) error {
+	o.begin()
+	defer o.end()
 	lk, path, name, err := o.open(argv)
 	if err != nil {
 		return err
 	}
+	logWith("name", name)
 	if o.textfileDir != "" && !validName(name) {
 		return usagef("--textfile-dir needs a job name made of letters, digits, '.', '_', '-', '@' (got %q); set --name", name)
 	}
@@ -145,11 +150,14 @@ func (o *runOpts) acquire(lk instance.Locker, sigs <-chan os.Signal, obs *observ
 	if errors.Is(err, instance.ErrHeld) && o.wait.d != 0 {
 		obs.state.Contended()
 		obs.state.Waiting()
+		o.sd.waiting(o.wait.d, obs.state.LockState().Path, err)
 		warmStart()
 		le, err = o.waitFor(lk, obs.state.LockState().Path, sigs)
 	}
 	if err == nil {
 		obs.state.Acquired(pid, le.Token(), le.Since(), time.Since(began))
+		o.sd.acquired()
+		logWith("token", le.Token())
 	}
 	if errors.Is(err, instance.ErrHeld) {
 		if o.wait.d != 0 {
@@ -203,6 +211,8 @@ func (o *runOpts) waitFor(lk instance.Locker, path string, sigs <-chan os.Signal
 		case s := <-sigs:
 			if s == syscall.SIGTERM || s == syscall.SIGINT {
 				cancel(job.SignalCause(s))
+			} else if s == syscall.SIGHUP && o.wait.d == forever {
+				o.sd.standbyReload()
 			}
 		}
 	}

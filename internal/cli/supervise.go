@@ -93,12 +93,12 @@ func (r *runner) supervise(argv []string) (health.JobRun, error) {
 		return run, err
 	}
 	r.obs.jobStarted(j.PID())
-	if r.handle != nil {
+	if r.handle != nil && os.Getenv(daemon.NotifySocketEnv) == "" {
 		r.handle.Started() // the starting process exits 0 now
-	} else {
-		daemon.NotifyReady() // sd_notify READY=1 under systemd; nothing otherwise
 	}
+	r.opts.sd.started(j.PID(), r.lease.Token()) // READY=1 under systemd (--notify guard)
 	res := r.watch(j)
+	r.opts.sd.ended(fmt.Sprintf("job PID %d ended (%v); releasing the lock", j.PID(), res.Status))
 	r.drain()
 	if r.fg {
 		signal.Ignore(syscall.SIGTTOU)
@@ -114,7 +114,11 @@ func (r *runner) supervise(argv []string) (health.JobRun, error) {
 func (r *runner) start(argv []string) (*job.Job, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(),
+	env, err := r.opts.sd.jobEnv(os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = append(env,
 		"GUARD_LOCK="+r.path,
 		"GUARD_NAME="+r.name,
 		"GUARD_TOKEN="+strconv.FormatUint(r.lease.Token(), 10))
@@ -150,7 +154,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 		cmd.SysProcAttr.Ctty = 0
 	}
 	j, err := job.Start(context.Background(), job.Spec{
-		Cmd: cmd, Signals: r.sigs, KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers, PIDNamespace: r.opts.pidns,
+		Cmd: cmd, Signals: r.opts.sd.interpose(r.sigs), KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers, PIDNamespace: r.opts.pidns,
 		OnSignal: r.onSignal,
 		Logf:     func(format string, a ...any) { logf(r.path+": "+format, a...) },
 	})
@@ -168,10 +172,11 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 func (r *runner) onSignal(sig os.Signal, err error) {
 	switch sig {
 	case syscall.SIGTERM, syscall.SIGINT:
-		daemon.Stopping()
+		r.opts.sd.stopping(unix.SignalName(sig.(syscall.Signal)), r.opts.killAfter)
 	case syscall.SIGHUP:
 		r.reloads++
 		r.obs.state.Reload(err == nil, time.Now())
+		r.opts.sd.reloaded(err)
 		if err == nil {
 			logf("%s: SIGHUP forwarded to the job (reload %d)", r.path, r.reloads)
 		} else {
@@ -239,11 +244,13 @@ func (r *runner) watch(j *job.Job) job.Result {
 			jeopardy = nil
 			r.obs.state.SetReady(false)
 			r.obs.state.LeaseJeopardy()
+			r.opts.sd.unhealthy("lease renewal overdue; not ready")
 			logf("%s: lease renewal overdue; not ready", r.path)
 		case <-ending:
 			ending = nil
 			r.leaseStopped = true
 			r.obs.state.LeaseSignal("TERM")
+			r.opts.sd.unhealthy("lease about to end without renewal; stopping the job")
 			logf("%s: lease about to end without renewal; stopping the job's process tree", r.path)
 			j.Stop(fmt.Errorf("%w: lease about to end without renewal", errLost))
 		case <-lost:
@@ -256,6 +263,7 @@ func (r *runner) watch(j *job.Job) job.Result {
 			r.obs.state.Lost()
 			r.obs.state.LeaseLost(lossReason(r.lease.Err()))
 			r.obs.state.LeaseSignal("KILL")
+			r.opts.sd.unhealthy(fmt.Sprintf("lost the lock (%v); killing the job", r.lease.Err()))
 			logf("%v; killing the job's process tree", r.lease.Err())
 			j.Kill(fmt.Errorf("%w: %v", errLost, r.lease.Err()))
 		}
@@ -290,10 +298,11 @@ var errStopRequested = errors.New("stop requested")
 func (r *runner) onRequest(j *job.Job, q instance.Request) {
 	if !q.Reload {
 		logf("%s: stop requested through the lock; stopping the job's process tree", r.path)
-		daemon.Stopping()
+		r.opts.sd.stopping("stop requested through the lock", r.opts.killAfter)
 		j.Stop(errStopRequested)
 		return
 	}
+	r.opts.sd.reloading()
 	err := j.Signal(syscall.SIGHUP) // counted and logged by onSignal
 	if q.Done != nil {
 		q.Done(err)
@@ -313,6 +322,7 @@ var errLost = errors.New("lost the lock")
 func (r *runner) relock(j *job.Job) <-chan struct{} {
 	cause := r.lease.Err()
 	r.obs.state.Lost()
+	r.opts.sd.unhealthy(fmt.Sprintf("lost the lock (%v)", cause))
 	// A run that created the new file holds its lock for a moment while it
 	// checks for us (the holder of the deleted one) and then gives up: wait
 	// out such a check before concluding someone else has the lock.
@@ -321,6 +331,7 @@ func (r *runner) relock(j *job.Job) <-chan struct{} {
 	cancel()
 	if err != nil {
 		logf("%v; cannot take the lock again (%v); stopping the job's process tree", cause, err)
+		r.opts.sd.unhealthy(fmt.Sprintf("lost the lock (%v); cannot take it again; stopping the job", cause))
 		j.Stop(fmt.Errorf("%w: %v", errLost, cause))
 		return nil
 	}
@@ -330,6 +341,7 @@ func (r *runner) relock(j *job.Job) <-chan struct{} {
 		logf("%v", err)
 	}
 	r.obs.state.Acquired(pid, le.Token(), le.Since(), 0)
+	r.opts.sd.relocked(j.PID(), le.Token())
 	logf("%v; took the lock again (token %d)", cause, le.Token())
 	return le.Lost()
 }

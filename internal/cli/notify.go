@@ -1,0 +1,430 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/guardkit/guard/daemon"
+	"github.com/guardkit/guard/instance"
+)
+
+// notifyOpts are guard run's flags for systemd and for guard's own log
+// lines, and the run's voice to systemd once parsed.
+type notifyOpts struct {
+	notify    string // guard, job or none
+	logFormat string // text or json
+	sd        *sdNotifier
+}
+
+func (n *notifyOpts) register(fs *flag.FlagSet) {
+	n.notify, n.logFormat = notifyGuard, "text"
+	fs.Var(choiceFlag{&n.notify, []string{notifyGuard, notifyJob, notifyNone}}, "notify",
+		"who speaks sd_notify to systemd: `guard` (READY=1 once the job runs), job (the job's own messages, relayed through a private NOTIFY_SOCKET), none (guard says nothing; the job's environment is left as it is)")
+	fs.Var(choiceFlag{&n.logFormat, []string{"text", "json"}}, "log-format",
+		"guard's own lines on stderr: `text` or json (time, level, msg, name, pid, token); with <N> priorities when stderr is the journal")
+}
+
+// The --notify modes.
+const (
+	notifyGuard = "guard"
+	notifyJob   = "job"
+	notifyNone  = "none"
+)
+
+// choiceFlag is a string flag that takes one of a few words.
+type choiceFlag struct {
+	v     *string
+	words []string
+}
+
+func (f choiceFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return *f.v
+}
+
+func (f choiceFlag) Set(s string) error {
+	for _, w := range f.words {
+		if s == w {
+			*f.v = s
+			return nil
+		}
+	}
+	return fmt.Errorf("want %s", strings.Join(f.words, ", "))
+}
+
+// begin sets guard's log format and prepares the run's voice to systemd;
+// its watchdog runs until end.
+func (n *notifyOpts) begin() {
+	setLogFormat(n.logFormat)
+	n.sd = newNotifier(n.notify)
+	n.sd.start()
+}
+
+// end stops the watchdog and the relay.
+func (n *notifyOpts) end() { n.sd.close() }
+
+// Log lines. guard's own lines go through the daemon kit's handlers: plain
+// "guard: message" lines (text) or JSON objects, with journald's "<N>"
+// priority prefix when stderr is the journal.
+var (
+	stderrMu  sync.Mutex
+	stderrLog = slog.New(daemon.NewStderrMessageHandler("guard: ", nil))
+	jsonLog   bool
+)
+
+func stderrLogger() *slog.Logger {
+	stderrMu.Lock()
+	defer stderrMu.Unlock()
+	return stderrLog
+}
+
+// setLogFormat switches guard's stderr lines to format (text or json).
+func setLogFormat(format string) {
+	if format != "json" {
+		return
+	}
+	stderrMu.Lock()
+	defer stderrMu.Unlock()
+	jsonLog = true
+	stderrLog = slog.New(daemon.NewStderrJSONHandler(nil)).With("pid", os.Getpid())
+}
+
+// logWith adds attributes (name, token) to guard's JSON lines; text lines
+// carry them in their words already.
+func logWith(args ...any) {
+	stderrMu.Lock()
+	defer stderrMu.Unlock()
+	if jsonLog {
+		stderrLog = stderrLog.With(args...)
+	}
+}
+
+// logError logs the one line of a command that failed.
+func logError(msg string) { stderrLogger().Error(msg) }
+
+// The phases the watchdog and readiness depend on.
+const (
+	phaseStarting  int32 = iota // before the lock: no pings yet
+	phaseWaiting                // a standby or a bounded wait: pings (guard is alive)
+	phaseHeld                   // the lock is held: pings, READY=1 allowed
+	phaseUnhealthy              // the lock lost or the lease in jeopardy: no pings, no READY=1
+	phaseEnded                  // the job is over: no pings, no READY=1
+)
+
+// extendMargin is added to every EXTEND_TIMEOUT_USEC guard sends: the time
+// guard itself may take around the wait or the stop.
+const extendMargin = 5 * time.Second
+
+// sdNotifier is guard run's voice to systemd. Its zero value, and one made
+// when $NOTIFY_SOCKET is unset or --notify none, says nothing.
+type sdNotifier struct {
+	mode        string
+	on          bool
+	mu          sync.Mutex // orders guard's datagrams and the relayed ones
+	phase       atomic.Int32
+	jobWatchdog atomic.Bool // the job sent WATCHDOG=1: the watchdog is the job's now
+	warned      atomic.Bool
+	relay       *daemon.Relay
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+func newNotifier(mode string) *sdNotifier {
+	ctx, cancel := context.WithCancel(context.Background())
+	on := mode != notifyNone && os.Getenv(daemon.NotifySocketEnv) != ""
+	return &sdNotifier{mode: mode, on: on, ctx: ctx, cancel: cancel}
+}
+
+// start runs the watchdog: WATCHDOG=1 at half WATCHDOG_USEC while guard
+// waits for the lock or holds it (not once it is lost or the lease is in
+// jeopardy), and, with --notify job, only until the job pings itself.
+func (s *sdNotifier) start() {
+	if s == nil || !s.on {
+		return
+	}
+	s.wg.Go(func() {
+		err := daemon.WatchdogWhile(s.ctx, func() bool {
+			p := s.phase.Load()
+			return (p == phaseWaiting || p == phaseHeld) && !s.jobWatchdog.Load()
+		})
+		if err != nil {
+			logf("watchdog: %v", err)
+		}
+	})
+}
+
+// close stops the watchdog and the relay, and waits for them.
+func (s *sdNotifier) close() {
+	if s == nil {
+		return
+	}
+	s.cancel()
+	if s.relay != nil {
+		s.relay.Close()
+	}
+	s.wg.Wait()
+}
+
+// send sends the assignments in one datagram; the first failure is logged.
+func (s *sdNotifier) send(lines ...string) {
+	if s == nil || !s.on || len(lines) == 0 {
+		return
+	}
+	s.mu.Lock()
+	_, err := daemon.Notify(strings.Join(lines, "\n"))
+	s.mu.Unlock()
+	if err != nil && !s.warned.Swap(true) {
+		logf("%v", err)
+	}
+}
+
+func status(format string, a ...any) string {
+	return daemon.StatusAssignment(fmt.Sprintf(format, a...))
+}
+
+// holderOf describes who holds the lock, from a busy error.
+func holderOf(err error) string {
+	var he *instance.HeldError
+	if errors.As(err, &he) && he.Holder != nil {
+		if d := he.Holder.Describe(); d != "" {
+			return d
+		}
+	}
+	return "held by another process"
+}
+
+// waiting reports a wait for a busy lock: a standby (--wait forever) is
+// started as far as systemd is concerned (READY=1, with a STATUS= saying it
+// waits; /readyz stays 503); a bounded wait extends the start timeout.
+func (s *sdNotifier) waiting(d time.Duration, path string, busy error) {
+	if s == nil {
+		return
+	}
+	s.phase.Store(phaseWaiting)
+	if d == forever {
+		s.send("READY=1", status("standby: waiting for %s, %s", path, holderOf(busy)))
+		return
+	}
+	s.send(daemon.ExtendTimeoutAssignment(d+extendMargin), status("waiting up to %v for %s, %s", d, path, holderOf(busy)))
+}
+
+// standbyReload answers a SIGHUP to a standby: nothing to reload yet, but
+// a Type=notify-reload unit waits for RELOADING=1 and READY=1.
+func (s *sdNotifier) standbyReload() {
+	if s == nil || !s.on {
+		return
+	}
+	if r, err := daemon.ReloadingAssignment(); err == nil {
+		s.send(r)
+	}
+	s.send("READY=1", status("standby: still waiting for the lock; SIGHUP has nothing to reload"))
+}
+
+// acquired marks the lock held.
+func (s *sdNotifier) acquired() {
+	if s != nil {
+		s.phase.Store(phaseHeld)
+	}
+}
+
+// started reports the job running: READY=1 (guard mode) or only the status
+// (job mode: readiness is the job's own, relayed).
+func (s *sdNotifier) started(pid int, token uint64) {
+	if s == nil {
+		return
+	}
+	st := status("running job PID %d, token %d", pid, token)
+	if s.mode == notifyJob || s.phase.Load() != phaseHeld {
+		s.send(st)
+		return
+	}
+	s.send("READY=1", st)
+}
+
+// reloading sends RELOADING=1 with MONOTONIC_USEC, before a SIGHUP is
+// forwarded to the job.
+func (s *sdNotifier) reloading() {
+	if s == nil || !s.on {
+		return
+	}
+	r, err := daemon.ReloadingAssignment()
+	if err != nil {
+		logf("%v", err)
+		return
+	}
+	s.send(r)
+}
+
+// reloaded ends a reload: READY=1 once the SIGHUP was delivered (guard
+// mode; in job mode the job's own READY=1 is relayed), or READY=1 with a
+// STATUS= saying why it was not. Never READY=1 without the lock.
+func (s *sdNotifier) reloaded(err error) {
+	if s == nil {
+		return
+	}
+	held := s.phase.Load() == phaseHeld
+	switch {
+	case err != nil && held:
+		s.send("READY=1", status("reload failed: forward SIGHUP to the job: %v", err))
+	case err != nil:
+		s.send(status("reload failed: forward SIGHUP to the job: %v", err))
+	case s.mode == notifyGuard && held:
+		s.send("READY=1")
+	}
+}
+
+// stopping reports a stop: STOPPING=1, why, and a stop timeout extended
+// to --kill-after (and a margin), so that TimeoutStopSec does not cut
+// short the escalation guard is doing.
+func (s *sdNotifier) stopping(why string, killAfter time.Duration) {
+	s.send("STOPPING=1", status("stopping: %s", why), daemon.ExtendTimeoutAssignment(killAfter+extendMargin))
+}
+
+// unhealthy reports the lock lost or the lease in jeopardy: the watchdog
+// stops, and neither guard nor the job can say READY=1 any more.
+func (s *sdNotifier) unhealthy(why string) {
+	if s == nil {
+		return
+	}
+	s.phase.Store(phaseUnhealthy)
+	s.send(status("%s", why))
+}
+
+// relocked reports the lock taken again after a loss.
+func (s *sdNotifier) relocked(pid int, token uint64) {
+	if s == nil {
+		return
+	}
+	s.phase.Store(phaseHeld)
+	s.send(status("took the lock again; running job PID %d, token %d", pid, token))
+}
+
+// ended reports the job's end; no more pings or READY=1.
+func (s *sdNotifier) ended(why string) {
+	if s == nil {
+		return
+	}
+	s.phase.Store(phaseEnded)
+	s.send(status("%s", why))
+}
+
+// interpose passes guard's signals on to the job, sending RELOADING=1
+// before each SIGHUP reaches it, so that the job's own READY=1 (relayed)
+// always comes after.
+func (s *sdNotifier) interpose(sigs <-chan os.Signal) <-chan os.Signal {
+	if s == nil || !s.on {
+		return sigs
+	}
+	out := make(chan os.Signal, cap(sigs))
+	go func() {
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				s.reloading()
+			}
+			out <- sig
+		}
+	}()
+	return out
+}
+
+// jobEnv returns the job's environment for the mode. guard: the job does
+// not see systemd's socket or watchdog (guard speaks alone). none: as it
+// is. job: NOTIFY_SOCKET is a private relay, WATCHDOG_USEC stays when the
+// watchdog is guard's and WATCHDOG_PID goes (so sd_watchdog_enabled(3) in
+// the job says yes).
+func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
+	if s == nil || s.mode == notifyNone {
+		return env, nil
+	}
+	drop := []string{daemon.NotifySocketEnv, daemon.WatchdogUsecEnv, daemon.WatchdogPIDEnv}
+	var add []string
+	if s.mode == notifyJob && s.on {
+		rl, err := daemon.ListenRelay("")
+		if err != nil {
+			return nil, err
+		}
+		s.relay = rl
+		add = append(add, daemon.NotifySocketEnv+"="+rl.Path())
+		if d, err := daemon.WatchdogInterval(); err == nil && d > 0 {
+			add = append(add, daemon.WatchdogUsecEnv+"="+fmt.Sprint(d.Microseconds()))
+		}
+		s.runRelay()
+	}
+	out := make([]string, 0, len(env)+len(add))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !contains(drop, k) {
+			out = append(out, kv)
+		}
+	}
+	return append(out, add...), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// relayQueue bounds the job's messages waiting to be passed on; beyond it
+// they are dropped (and counted), so a job that floods its socket slows
+// down nobody but itself.
+const relayQueue = 64
+
+// runRelay reads the job's datagrams and passes them on to systemd.
+func (s *sdNotifier) runRelay() {
+	msgs := make(chan daemon.RelayMessage, relayQueue)
+	s.wg.Go(func() {
+		defer close(msgs)
+		if err := s.relay.Run(s.ctx, msgs); err != nil {
+			logf("%v", err)
+		}
+	})
+	s.wg.Go(func() {
+		var told sync.Map
+		for m := range msgs {
+			for _, k := range m.Dropped {
+				if _, dup := told.LoadOrStore(k, true); !dup {
+					logf("the job's sd_notify %s= (PID %d) is not relayed: only guard speaks for the main PID", k, m.PID)
+				}
+			}
+			s.pass(m)
+		}
+	})
+}
+
+// pass sends one message of the job's on: WATCHDOG=1 and READY=1 only
+// while the lock is held and healthy.
+func (s *sdNotifier) pass(m daemon.RelayMessage) {
+	held := s.phase.Load() == phaseHeld
+	var keep []string
+	for _, l := range strings.Split(m.State, "\n") {
+		switch {
+		case l == "WATCHDOG=1":
+			s.jobWatchdog.Store(true)
+			if !held {
+				continue
+			}
+		case l == "READY=1" && !held:
+			logf("the job's READY=1 (PID %d) is not relayed: guard does not hold the lock", m.PID)
+			continue
+		}
+		keep = append(keep, l)
+	}
+	s.send(keep...)
+}
