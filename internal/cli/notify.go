@@ -135,6 +135,7 @@ type sdNotifier struct {
 	phase       atomic.Int32
 	jobWatchdog atomic.Bool // the job sent WATCHDOG=1: the watchdog is the job's now
 	warned      atomic.Bool
+	stalled     atomic.Int64 // until when (Unix ns) the job's messages are dropped
 	relay       *daemon.Relay
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -185,10 +186,21 @@ func (s *sdNotifier) send(lines ...string) {
 	s.mu.Lock()
 	_, err := daemon.Notify(strings.Join(lines, "\n"))
 	s.mu.Unlock()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.stalled.Store(time.Now().Add(stallPause).UnixNano())
+	}
 	if err != nil && !s.warned.Swap(true) {
 		logf("%v", err)
 	}
 }
+
+// stallPause is how long the job's messages are dropped after a send found
+// systemd's socket full for daemon.NotifyTimeout: guard's own messages
+// (STOPPING=1, the end) must not queue behind a flood.
+const stallPause = 5 * time.Second
+
+// stalling reports whether systemd recently stopped reading.
+func (s *sdNotifier) stalling() bool { return time.Now().UnixNano() < s.stalled.Load() }
 
 func status(format string, a ...any) string {
 	return daemon.StatusAssignment(fmt.Sprintf(format, a...))
@@ -398,9 +410,12 @@ func (s *sdNotifier) runRelay() {
 	s.wg.Go(func() {
 		var told sync.Map
 		for m := range msgs {
+			if s.ctx.Err() != nil || s.stalling() {
+				continue // the run is over, or systemd does not read: drop
+			}
 			for _, k := range m.Dropped {
 				if _, dup := told.LoadOrStore(k, true); !dup {
-					logf("the job's sd_notify %s= (PID %d) is not relayed: only guard speaks for the main PID", k, m.PID)
+					logf("the job's sd_notify %q (PID %d) is not relayed: only guard speaks for the main PID", k, m.PID)
 				}
 			}
 			s.pass(m)
