@@ -4,6 +4,7 @@ package tests
 // the guard lines they run, and example.service's ExecStart run.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,8 +70,8 @@ func TestDeploySystemdVerify(t *testing.T) {
 	sa := guardtest.RequirePeer(t, "systemd-analyze", "systemd")
 	dir, unmapped := depUnitFiles(t)
 	units, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(units) < 4 {
-		t.Fatalf("want example.service, backup.service, backup.timer and legacy-forking.service, got %v", units)
+	if len(units) < 7 {
+		t.Fatalf("want example, backup, legacy-forking, standby, notify-reload and relay .service and backup.timer, got %v", units)
 	}
 	cmd := exec.Command(sa, append([]string{"verify"}, units...)...)
 	cmd.Dir = dir
@@ -81,6 +82,9 @@ func TestDeploySystemdVerify(t *testing.T) {
 		for _, p := range unmapped {
 			missing = missing || regexp.MustCompile(`^[\w@.-]+\.service: Command `+regexp.QuoteMeta(p)+` is not executable: No such file or directory$`).MatchString(l)
 		}
+		// systemd < 253 knows no Type=notify-reload (deploy/systemd/README.md).
+		missing = missing || depSystemdBefore(t, 253) &&
+			regexp.MustCompile(`/notify-reload\.service:[0-9]+: Failed to parse service type, ignoring: notify-reload$`).MatchString(l)
 		if l != "" && !missing {
 			bad = append(bad, l)
 		}
@@ -113,7 +117,8 @@ func depUnit(t *testing.T, name string) map[string]string {
 // leave guard's --timeout room to act, the PID file is the one guard
 // writes, TERM goes to guard alone, and the lock directory exists.
 func TestDeploySystemdConsistent(t *testing.T) {
-	for _, name := range []string{"backup.service", "legacy-forking.service", "example.service"} {
+	for _, name := range []string{"backup.service", "legacy-forking.service", "example.service",
+		"standby.service", "notify-reload.service", "relay.service"} {
 		t.Run(name, func(t *testing.T) {
 			u := depUnit(t, name)
 			words := shellCommands(strings.TrimLeft(u["ExecStart"], "@-:+!"))[0]
@@ -150,6 +155,7 @@ func TestDeploySystemdConsistent(t *testing.T) {
 			if u["Type"] == "forking" && !slices.Contains(args, "--detach") {
 				t.Errorf("Type=forking without guard run --detach")
 			}
+			depCheckNotify(t, u, args)
 		})
 	}
 	if tm := depUnit(t, "backup.timer"); tm["Unit"] != "backup.service" || tm["OnCalendar"] == "" {
@@ -179,4 +185,39 @@ func TestDeploySystemdExampleRuns(t *testing.T) {
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
 	}
+}
+
+// depCheckNotify checks what each notify unit needs from guard run: a
+// standby says READY=1 itself (Type=notify, not exec or simple); notify-reload
+// has no ExecReload= (systemd sends the signal); --notify job wants
+// NotifyAccess=main (guard relays) and no --detach.
+func depCheckNotify(t *testing.T, u map[string]string, args []string) {
+	t.Helper()
+	notify := u["Type"] == "notify" || u["Type"] == "notify-reload"
+	if depFlag(args, "--wait") == "forever" && !notify {
+		t.Errorf("--wait forever with Type=%s: want Type=notify, so the standby is started at once", u["Type"])
+	}
+	if u["Type"] == "notify-reload" && u["ExecReload"] != "" {
+		t.Errorf("Type=notify-reload with ExecReload=%s: systemd sends SIGHUP itself", u["ExecReload"])
+	}
+	if depFlag(args, "--notify") == "job" && (!notify || u["NotifyAccess"] != "main" || slices.Contains(args, "--detach")) {
+		t.Errorf("--notify job: want Type=notify(-reload), NotifyAccess=main and no --detach")
+	}
+	if notify && depFlag(args, "--notify") == "none" && u["NotifyAccess"] != "all" {
+		t.Errorf("--notify none under Type=%s: the job must speak itself, with NotifyAccess=all", u["Type"])
+	}
+}
+
+// depSystemdBefore reports whether the installed systemd is older than v.
+func depSystemdBefore(t *testing.T, v int) bool {
+	t.Helper()
+	out, err := exec.Command("systemctl", "--version").Output()
+	if err != nil {
+		return false
+	}
+	var n int
+	if _, err := fmt.Sscanf(string(out), "systemd %d", &n); err != nil {
+		return false
+	}
+	return n < v
 }

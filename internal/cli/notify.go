@@ -363,7 +363,7 @@ func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
 	drop := []string{daemon.NotifySocketEnv, daemon.WatchdogUsecEnv, daemon.WatchdogPIDEnv}
 	var add []string
 	if s.mode == notifyJob && s.on {
-		rl, err := daemon.ListenRelay("")
+		rl, err := daemon.ListenRelay(relayParent())
 		if err != nil {
 			return nil, err
 		}
@@ -382,6 +382,14 @@ func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
 		}
 	}
 	return append(out, add...), nil
+}
+
+// relayParent is where the relay's private directory goes: the unit's
+// first $RUNTIME_DIRECTORY (writable even under ProtectSystem=strict), or
+// the temporary directory.
+func relayParent() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	return dir
 }
 
 func contains(list []string, s string) bool {
