@@ -13,12 +13,16 @@
 // stays in the foreground and readiness goes to systemd instead.
 //
 // Notify and its helpers implement sd_notify(3) (READY=1, RELOADING=1, STOPPING=1,
-// STATUS=, WATCHDOG=1); WatchdogInterval and Watchdog implement sd_watchdog_enabled(3).
+// STATUS=, WATCHDOG=1, EXTEND_TIMEOUT_USEC=); WatchdogInterval, Watchdog and
+// WatchdogWhile implement sd_watchdog_enabled(3). Relay is a private notification socket
+// for a child, whose messages the main process filters and passes on (NotifyAccess=main
+// with a notify-aware child, as podman's --sdnotify=container does).
 // Catch and Control implement the signal contract: SIGHUP reloads (serialized,
 // coalesced, deferred until ready, counted), SIGTERM/SIGINT stop gracefully with a
 // deadline and a second one forces exit, SIGUSR1 reopens log files. NewStderrHandler,
-// NewSyslogHandler and NewFileHandler are log/slog handlers for journald, syslog(3) and
-// logrotate-friendly files. Running a child process as a supervised tree (an init's
+// NewStderrJSONHandler, NewStderrMessageHandler, NewSyslogHandler and NewFileHandler are
+// log/slog handlers for stderr (with journald's "<N>" priorities when it is the journal),
+// syslog(3) and logrotate-friendly files. Running a child process as a supervised tree (an init's
 // duties: reaping, forwarding, stopping what it leaves behind) is package job's.
 //
 // A daemon's main:
