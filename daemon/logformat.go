@@ -20,8 +20,12 @@ func NewStderrJSONHandler(opts *slog.HandlerOptions) slog.Handler {
 // NewStderrMessageHandler returns a handler for a command-line tool's own lines on stderr:
 // prefix, the message, then the attributes as key=value, with no time or level, as users
 // of such tools read them ("guard: /run/guard/x.lock: busy"). When journald reads stderr
-// each line starts with a "<N>" severity prefix, so errors land in the journal as errors.
+// each line starts with a "<N>" severity prefix instead of prefix (the journal names the
+// program already), so errors land in the journal as errors.
 func NewStderrMessageHandler(prefix string, opts *slog.HandlerOptions) slog.Handler {
+	if isJournalStream(os.Stderr) {
+		prefix = ""
+	}
 	mk := func(w io.Writer, o *slog.HandlerOptions) slog.Handler {
 		return &messageHandler{w: w, prefix: prefix, level: o.Level}
 	}

@@ -59,8 +59,8 @@ func TestLogJournalPriorities(t *testing.T) {
 	if code != 3 {
 		t.Fatalf("exit %d: %q", code, lines)
 	}
-	want := []string{"<4>guard: " + lock + ": SIGHUP forwarded to the job (reload 1)",
-		"<3>guard: " + lock + ": job PID "}
+	want := []string{"<4>" + lock + ": SIGHUP forwarded to the job (reload 1)",
+		"<3>" + lock + ": job PID "}
 	if len(lines) != 2 || lines[0] != want[0] || !strings.HasPrefix(lines[1], want[1]) {
 		t.Fatalf("journal lines %q; want %q", lines, want)
 	}
@@ -68,7 +68,7 @@ func TestLogJournalPriorities(t *testing.T) {
 	// JOURNAL_STREAM naming another file: stderr is not the journal.
 	g, _ := journalStream(t, "plain")
 	code, lines, _ = runLogged(t, g, []string{"JOURNAL_STREAM=" + stream}, args...)
-	if code != 3 || len(lines) != 2 || lines[0] != strings.TrimPrefix(want[0], "<4>") || !strings.HasPrefix(lines[1], "guard: ") {
+	if code != 3 || len(lines) != 2 || lines[0] != "guard: "+strings.TrimPrefix(want[0], "<4>") || !strings.HasPrefix(lines[1], "guard: ") {
 		t.Fatalf("exit %d, plain lines %q; want no <N> prefix", code, lines)
 	}
 }
