@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,18 +22,25 @@ import (
 const initEnv = "GUARD_JOB_INIT"
 
 // wrapInit rewrites cmd to run this very program as the init of a new PID
-// namespace, which then runs cmd's program as its child (see RunInit).
-func wrapInit(cmd *exec.Cmd, s *Spec) error {
+// namespace, which then runs cmd's program as its child (see RunInit). It
+// returns the read end of a pipe on which the init reports whether the
+// command started (see awaitInit); the write end is the init's last
+// inherited descriptor.
+func wrapInit(cmd *exec.Cmd, s *Spec) (*os.File, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("PID namespace: find this program: %w", err)
+		return nil, fmt.Errorf("PID namespace: find this program: %w", err)
 	}
 	if s.Leftovers == Ignore {
-		return errors.New("PID namespace: leftovers cannot outlive the namespace's init; --leftovers ignore does not go with it")
+		return nil, errors.New("PID namespace: leftovers cannot outlive the namespace's init; --leftovers ignore does not go with it")
 	}
 	path := cmd.Path
 	if cmd.Err != nil {
-		return cmd.Err
+		return nil, cmd.Err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("PID namespace: %w", err)
 	}
 	args := append([]string{exe, path}, cmd.Args...)
 	cmd.Path, cmd.Args = exe, args
@@ -41,9 +49,45 @@ func wrapInit(cmd *exec.Cmd, s *Spec) error {
 		env = os.Environ()
 	}
 	cmd.Env = append(env, fmt.Sprintf("%s=%d,%d,%s", initEnv, len(cmd.ExtraFiles), int(s.Leftovers), s.KillAfter))
+	cmd.ExtraFiles = append(cmd.ExtraFiles, w)
 	cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWPID
-	return nil
+	return r, nil
 }
+
+// initStarted is what the init writes on its report pipe once the command
+// runs; anything else is "CODE MESSAGE" from a command that could not start.
+const initStarted = "started"
+
+// awaitInit waits for the init's report: nil once the command runs, so that
+// Start returns only after the command itself has started (a supervisor
+// tells systemd READY=1 then), or the command's start error, after reaping
+// the init. It closes r and the parent's copy of the write end.
+func awaitInit(cmd *exec.Cmd, r *os.File) error {
+	cmd.ExtraFiles[len(cmd.ExtraFiles)-1].Close()
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err == nil && string(b) == initStarted {
+		return nil
+	}
+	cmd.Wait()
+	code, msg, ok := strings.Cut(string(b), " ")
+	if !ok {
+		return fmt.Errorf("PID namespace: the init ended before starting %s (%v)", cmd.Args[1], cmd.ProcessState)
+	}
+	n, _ := strconv.Atoi(code)
+	return &initStartError{code: n, msg: msg}
+}
+
+// initStartError is a command the init could not start; with code 127 it
+// matches os.ErrNotExist, as exec's own error would.
+type initStartError struct {
+	code int
+	msg  string
+}
+
+func (e *initStartError) Error() string { return e.msg }
+
+func (e *initStartError) Is(target error) bool { return e.code == 127 && target == os.ErrNotExist }
 
 // RunInit runs the init of a job's PID namespace if this process is one
 // (started by Start with Spec.PIDNamespace), and reports its exit code; ok
@@ -88,13 +132,19 @@ func RunInit() (code int, ok bool) {
 	for i := range extra {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "inherited"))
 	}
+	// The report pipe: close-on-exec, so the command does not hold it.
+	unix.CloseOnExec(3 + extra)
+	report := os.NewFile(uintptr(3+extra), "report")
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "guard: "+err.Error())
+		code = 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return 127, true
+			code = 127
 		}
-		return 126, true
+		fmt.Fprintf(report, "%d %s", code, err)
+		return code, true
 	}
+	report.WriteString(initStarted)
+	report.Close()
 	main := cmd.Process.Pid
 	code = -1
 	var killAt time.Time

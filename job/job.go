@@ -249,15 +249,27 @@ func (j *Job) run(ctx context.Context, started chan<- error) {
 	if !cmd.SysProcAttr.Setsid {
 		cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pgid = true, 0
 	}
+	var report *os.File
 	if j.spec.PIDNamespace {
-		if err := wrapInit(cmd, &j.spec); err != nil {
+		var err error
+		if report, err = wrapInit(cmd, &j.spec); err != nil {
 			started <- err
 			return
 		}
 	}
 	if err := cmd.Start(); err != nil {
+		if report != nil {
+			report.Close()
+			cmd.ExtraFiles[len(cmd.ExtraFiles)-1].Close()
+		}
 		started <- err
 		return
+	}
+	if report != nil {
+		if err := awaitInit(cmd, report); err != nil {
+			started <- err
+			return
+		}
 	}
 	started <- nil
 	s := &supervisor{spec: &j.spec, cmd: cmd, res: &j.result, exited: j.exited}

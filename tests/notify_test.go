@@ -199,13 +199,18 @@ func TestNotifyGuardSequence(t *testing.T) {
 }
 
 // A job that cannot be started never makes systemd think the unit is
-// ready, in any mode.
+// ready, in any mode, nor when its PID namespace's init is what fails to
+// start it (root only).
 func TestNotifyNoReadyWhenExecFails(t *testing.T) {
-	for _, mode := range []string{"guard", "job"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, flags := range [][]string{{"--notify", "guard"}, {"--notify", "job"}, {"--pid-namespace"}} {
+		t.Run(strings.Join(flags, " "), func(t *testing.T) {
+			if flags[0] == "--pid-namespace" && os.Geteuid() != 0 {
+				t.Skip("--pid-namespace needs root")
+			}
 			s := newSDSocket(t)
 			lock := filepath.Join(lockDir(t), "job.lock")
-			p := startEnv(t, sdEnv(s), guardBin, "run", "--notify", mode, "--lock", lock, "--", filepath.Join(lockDir(t), "missing"))
+			args := append(append([]string{"run"}, flags...), "--lock", lock, "--", filepath.Join(lockDir(t), "missing"))
+			p := startEnv(t, sdEnv(s), guardBin, args...)
 			if code := p.wait(t); code != 127 {
 				t.Fatalf("exit %d, want 127: %s", code, p.stderr)
 			}
