@@ -78,9 +78,10 @@ func (n *notifyOpts) end() { n.sd.close() }
 // "guard: message" lines (text) or JSON objects, with journald's "<N>"
 // priority prefix when stderr is the journal.
 var (
-	stderrMu  sync.Mutex
-	stderrLog = slog.New(daemon.NewStderrMessageHandler("guard: ", nil))
-	jsonLog   bool
+	stderrMu   sync.Mutex
+	stderrLog  = slog.New(daemon.NewStderrMessageHandler("guard: ", nil))
+	stderrBase *slog.Logger // JSON: the logger without the token
+	jsonLog    bool
 )
 
 func stderrLogger() *slog.Logger {
@@ -97,16 +98,28 @@ func setLogFormat(format string) {
 	stderrMu.Lock()
 	defer stderrMu.Unlock()
 	jsonLog = true
-	stderrLog = slog.New(daemon.NewStderrJSONHandler(nil)).With("pid", os.Getpid())
+	stderrBase = slog.New(daemon.NewStderrJSONHandler(nil)).With("pid", os.Getpid())
+	stderrLog = stderrBase
 }
 
-// logWith adds attributes (name, token) to guard's JSON lines; text lines
-// carry them in their words already.
-func logWith(args ...any) {
+// logName adds the job's name to guard's JSON lines; text lines carry the
+// lock's path in their words already.
+func logName(name string) {
 	stderrMu.Lock()
 	defer stderrMu.Unlock()
 	if jsonLog {
-		stderrLog = stderrLog.With(args...)
+		stderrBase = stderrBase.With("name", name)
+		stderrLog = stderrBase
+	}
+}
+
+// logToken sets the token of guard's JSON lines: the lease's, from the
+// moment the lock is held (again).
+func logToken(token uint64) {
+	stderrMu.Lock()
+	defer stderrMu.Unlock()
+	if jsonLog {
+		stderrLog = stderrBase.With("token", token)
 	}
 }
 
@@ -314,8 +327,12 @@ func (s *sdNotifier) unhealthy(why string) {
 	s.send(status("%s", why))
 }
 
+// tell sends a STATUS= line and nothing else.
+func (s *sdNotifier) tell(format string, a ...any) { s.send(status(format, a...)) }
+
 // relocked reports the lock taken again after a loss.
 func (s *sdNotifier) relocked(pid int, token uint64) {
+	logToken(token)
 	if s == nil {
 		return
 	}

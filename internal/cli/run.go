@@ -126,7 +126,7 @@ func (o *runOpts) run(argv []string, sigs <-chan os.Signal, h *daemon.Handle) er
 	if err != nil {
 		return err
 	}
-	logWith("name", name)
+	logName(name)
 	if o.textfileDir != "" && !validName(name) {
 		return usagef("--textfile-dir needs a job name made of letters, digits, '.', '_', '-', '@' (got %q); set --name", name)
 	}
@@ -157,7 +157,7 @@ func (o *runOpts) acquire(lk instance.Locker, sigs <-chan os.Signal, obs *observ
 	if err == nil {
 		obs.state.Acquired(pid, le.Token(), le.Since(), time.Since(began))
 		o.sd.acquired()
-		logWith("token", le.Token())
+		logToken(le.Token())
 	}
 	if errors.Is(err, instance.ErrHeld) {
 		if o.wait.d != 0 {

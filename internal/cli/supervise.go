@@ -237,6 +237,7 @@ func (r *runner) watch(j *job.Job) job.Result {
 			return j.Wait()
 		case <-timeout:
 			logf("%s: job PID %d still running after --timeout %v; stopping its process tree", r.path, j.PID(), r.opts.timeout)
+			r.opts.sd.tell("stopping: --timeout %v expired", r.opts.timeout)
 			j.Stop(errTimeout)
 		case q := <-requests:
 			r.onRequest(j, q)
