@@ -282,12 +282,20 @@ func (r *reporter) ended(run *health.JobRun) {
 	}
 	if r.pusher != nil && !r.began.IsZero() {
 		wg.Go(func() {
-			<-r.startPush // bounded by its Budget
+			// One Budget for the end, the wait for the start push included.
+			ctx, cancel := context.WithTimeout(context.Background(), rpt.Budget)
+			defer cancel()
+			select {
+			case <-r.startPush:
+			case <-ctx.Done():
+				r.pushFailed(errors.New("the start push still had no answer; end push not sent"))
+				return
+			}
 			end := run.Finished
 			if end.IsZero() {
 				end = time.Now()
 			}
-			if err := r.pusher.Ended(context.Background(), !failed, run.ExitCode, run.Duration, end); err != nil {
+			if err := r.pusher.Ended(ctx, !failed, run.ExitCode, run.Duration, end); err != nil {
 				r.pushFailed(err)
 			}
 		})
