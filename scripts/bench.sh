@@ -415,7 +415,7 @@ if want 9; then
 			chronic) cmd=(chronic sh -c "$job") ;;
 			esac
 			/usr/bin/time -f '%e %M' -o "$tmp/time.out" "${cmd[@]}" >/dev/null 2>&1 || true
-			read -r e m <"$tmp/time.out"
+			read -r e m < <(tail -1 "$tmp/time.out") # after "Command exited with non-zero status 1"
 			wall[$kind]+="$e " rss[$kind]+="$(awk -v k="$m" 'BEGIN {printf "%.1f", k / 1024}') "
 		done
 	done
