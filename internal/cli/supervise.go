@@ -62,6 +62,9 @@ type enver interface {
 // lock is released only once the job's whole tree is gone, and the run's
 // report is written after that, so it never delays the release.
 func (r *runner) run(argv []string) error {
+	if r.rep == nil {
+		r.rep = newReporter(&r.opts.reportOpts, r.name, r.opts.detach)
+	}
 	var pf *pidfile.File
 	if r.opts.pidfile != "" {
 		var err error
