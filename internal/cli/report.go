@@ -359,6 +359,10 @@ func (r *runner) pause(n int, run health.JobRun) bool {
 	for {
 		select {
 		case <-t.C:
+			if err := r.lease.Err(); err != nil { // never an attempt without the lock
+				r.rep.note("%s: %v; not trying again", r.path, err)
+				return false
+			}
 			return true
 		case s := <-r.sigs:
 			if s == syscall.SIGTERM || s == syscall.SIGINT {
