@@ -25,9 +25,12 @@
 // For --quiet-success the job's stdout and stderr are the same pipe, so the
 // order of its lines is exactly the order it wrote them (chronic keeps two
 // buffers and prints all of stdout before all of stderr). Without
-// --quiet-success but with --ping, each stream is copied through to guard's
-// own stdout or stderr as it comes and also captured: within each stream the
-// order is exact, between the two it is the order guard read them.
+// --quiet-success but with --ping, the output is copied through to guard's
+// own as it comes and also captured: through one pipe when guard's stdout
+// and stderr are the same file (cron's mail pipe, a terminal), where the
+// order is exact; else through one pipe each, and between the two streams
+// the capture has the order guard read them in (the ping body's last lines
+// may then lag on one stream by up to a pipe's buffer).
 //
 // # Pings
 //

@@ -8,6 +8,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -71,19 +72,38 @@ func (r *recorder) got() []pingReq {
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // The start ping, then the end ping with the exit status, one run id, the
-// output's tail as the body; guard's exit code is the job's.
+// output's tail as the body; guard's exit code is the job's. With guard's
+// stdout and stderr the same file (as under cron), the job's output passes
+// through in its exact order and the body is its last whole lines; with two
+// files, each stream passes through whole.
 func TestPingOrderRunIDBody(t *testing.T) {
 	rec := newRecorder(t, false)
 	check := rec.url + "/ping/s3cr3t-check"
 	lock := filepath.Join(lockDir(t), "p.lock")
 	// 100 000 numbered lines on stdout and stderr: more than the body keeps.
 	job := `i=0; while [ $i -lt 50000 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done; echo last line; exit 3`
-	r := guard(t, "run", "--lock", lock, "--ping", check, "--", "sh", "-c", job)
-	if r.code != 3 {
-		t.Fatalf("exit %d, want the job's 3: %s", r.code, r.stderr)
+	var want strings.Builder
+	for i := range 50000 {
+		fmt.Fprintf(&want, "out %d\nerr %d\n", i, i)
 	}
-	if !strings.HasSuffix(r.stdout, "out 49999\nlast line\n") || !strings.Contains(r.stderr, "err 49999\n") {
-		t.Errorf("the job's output does not pass through: stdout ends %q", r.stdout[max(0, len(r.stdout)-40):])
+	want.WriteString("last line\n")
+	outFile := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(guardBin, "run", "--lock", lock, "--ping", check, "--", "sh", "-c", job)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Run()
+	f.Close()
+	if code := cmd.ProcessState.ExitCode(); code != 3 {
+		t.Fatalf("exit %d, want the job's 3", code)
+	}
+	// The job's output as written, then guard's one line about the failure.
+	b, _ := os.ReadFile(outFile)
+	rest, ok := strings.CutPrefix(string(b), want.String())
+	if !ok || !strings.HasPrefix(rest, "guard: ") || strings.Count(rest, "\n") != 1 {
+		t.Errorf("the job's output (%d bytes, then %q) is not passed through as written (%d bytes)", len(b), rest[:min(len(rest), 100)], want.Len())
 	}
 	reqs := rec.got()
 	if len(reqs) != 2 {
@@ -96,17 +116,20 @@ func TestPingOrderRunIDBody(t *testing.T) {
 	if !uuidRE.MatchString(start.rid) || start.rid != end.rid {
 		t.Errorf("run ids %q, %q: want one UUID", start.rid, end.rid)
 	}
-	if len(end.body) > 10<<10 || len(end.body) < 5<<10 || !strings.HasSuffix(end.body, "last line\n") ||
-		!regexp.MustCompile(`^(out|err) \d+\n`).MatchString(end.body) {
+	if len(end.body) > 10<<10 || len(end.body) < 5<<10 || !strings.HasSuffix(want.String(), end.body) || !regexp.MustCompile(`^(out|err) \d+\n`).MatchString(end.body) {
 		t.Errorf("body: %d bytes, starts %q, ends %q: want the last whole lines, at most 10 KiB", len(end.body), end.body[:min(20, len(end.body))], end.body[max(0, len(end.body)-20):])
 	}
-	// The next run, a success, has a new run id and pings /0.
-	if r := guard(t, "run", "--lock", lock, "--ping", check, "--", "true"); r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	// Two files: each stream whole; the next run has a new run id.
+	r := guard(t, "run", "--lock", lock, "--ping", check, "--", "sh", "-c", "echo o1; echo e1 >&2; echo o2")
+	if r.code != 0 || r.stdout != "o1\no2\n" || r.stderr != "e1\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	reqs = rec.got()
 	if len(reqs) != 4 || reqs[3].path != "/ping/s3cr3t-check/0" || reqs[3].rid == start.rid || reqs[3].rid != reqs[2].rid {
 		t.Errorf("second run: %+v", reqs[2:])
+	}
+	if b := reqs[3].body; len(b) != 9 || !strings.Contains(b, "o1\n") || !strings.Contains(b, "e1\n") || !strings.HasSuffix(b, "\n") {
+		t.Errorf("second run's body %q: want its three lines", b)
 	}
 }
 

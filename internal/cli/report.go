@@ -153,18 +153,24 @@ func newReporter(o *reportOpts, name string, detach bool) *reporter {
 
 // outputs gives the job its stdout and stderr: with --quiet-success one pipe
 // for both, copied into the capture only (so their order is kept); with
-// --ping, one pipe each, copied through to guard's own and into the capture.
-// The write ends are for the job alone: closeAfterStart closes guard's.
+// --ping, copied through to guard's own and into the capture: one pipe for
+// both when guard's stdout and stderr are the same file (cron's mail pipe, a
+// terminal), so the order is exact there too, else one pipe each. The write
+// ends are for the job alone: closeAfterStart closes guard's.
 func (r *reporter) outputs() (stdout, stderr *os.File, closeAfterStart func(), err error) {
 	if r.out == nil {
 		return os.Stdout, os.Stderr, func() {}, nil
 	}
-	if r.opts.quietSuccess {
+	if r.opts.quietSuccess || sameFile(os.Stdout, os.Stderr) {
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		r.copy(pr, io.Discard)
+		also := io.Writer(os.Stdout)
+		if r.opts.quietSuccess {
+			also = io.Discard
+		}
+		r.copy(pr, also)
 		return pw, pw, func() { pw.Close() }, nil
 	}
 	opr, opw, err := os.Pipe()
@@ -180,6 +186,13 @@ func (r *reporter) outputs() (stdout, stderr *os.File, closeAfterStart func(), e
 	r.copy(opr, os.Stdout)
 	r.copy(epr, os.Stderr)
 	return opw, epw, func() { opw.Close(); epw.Close() }, nil
+}
+
+// sameFile reports whether a and b are the same open file.
+func sameFile(a, b *os.File) bool {
+	var sa, sb unix.Stat_t
+	return unix.Fstat(int(a.Fd()), &sa) == nil && unix.Fstat(int(b.Fd()), &sb) == nil &&
+		sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // copy reads the job's output from pr into the capture and to also, until
