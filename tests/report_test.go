@@ -133,8 +133,8 @@ func TestPingOrderRunIDBody(t *testing.T) {
 	}
 }
 
-// A monitoring URL that refuses connections or never answers: the job still
-// runs at once, guard's exit code is the job's, the lock is released while
+// A monitoring URL (pings and pushes) that refuses connections or never
+// answers: the job still runs at once, guard's exit code is the job's, the lock is released while
 // guard still waits for the ping, guard's added time is bounded, the
 // failures are logged and counted in the textfile, and the URL's secret
 // path is nowhere: not in the log, the textfile or /metrics.
@@ -159,7 +159,7 @@ func TestPingDeadOrHanging(t *testing.T) {
 			url := tc.base + "/s3cr3t-path?token=s3cr3t-query"
 			began := time.Now()
 			p := startGuard(t, "run", "--lock", lock, "--name", "deadping", "--textfile-dir", tf, "--listen", addr,
-				"--ping", url, "--", "sh", "-c", "date +%s.%N > "+marker+"; sleep 1; exit 7")
+				"--ping", url, "--push", tc.base+"/s3cr3t-push", "--", "sh", "-c", "date +%s.%N > "+marker+"; sleep 1; exit 7")
 			guardtest.Eventually(t, "the job started", func() bool { return fileHas(marker, ".") })
 			jobStart := time.Since(began)
 			_, metrics := healthMustGet(t, "http://"+addr+"/metrics")
@@ -182,10 +182,11 @@ func TestPingDeadOrHanging(t *testing.T) {
 				t.Errorf("guard took %v, want at most %v", total, tc.bound)
 			}
 			prom, _ := os.ReadFile(filepath.Join(tf, "deadping.prom"))
-			if !strings.Contains(string(prom), `guard_report_failures_total{name="deadping",target="ping"} 2`) {
-				t.Errorf("textfile does not count 2 failed pings:\n%s", prom)
+			if !strings.Contains(string(prom), `guard_report_failures_total{name="deadping",target="ping"} 2`) ||
+				!strings.Contains(string(prom), `guard_report_failures_total{name="deadping",target="push"} 2`) {
+				t.Errorf("textfile does not count 2 failed pings and 2 failed pushes:\n%s", prom)
 			}
-			if !strings.Contains(p.stderr.String(), "ping failed") {
+			if !strings.Contains(p.stderr.String(), "ping failed") || !strings.Contains(p.stderr.String(), "--push") {
 				t.Errorf("no failed ping logged: %s", p.stderr.String())
 			}
 			for what, s := range map[string]string{"log": p.stderr.String(), "textfile": string(prom), "/metrics": metrics} {
