@@ -118,7 +118,8 @@ func (o *reportOpts) notDue(le instance.Lease, path string) bool {
 }
 
 // reporter reports one run of guard run: the captured output, the pings
-// and the pushes. Its zero value (no flag set) does nothing.
+// and the pushes. Made by newReporter; without report flags it only hands
+// the job guard's own stdout and stderr.
 type reporter struct {
 	opts   *reportOpts
 	name   string
@@ -280,7 +281,8 @@ func (r *reporter) ended(run *health.JobRun) {
 		r.drain()
 	}
 	failed := run.Result != health.ResultSuccess
-	if r.opts.quietSuccess && failed && r.out != nil {
+	// A job that could not start has nothing to show: guard's line says why.
+	if r.opts.quietSuccess && failed && r.out != nil && !r.began.IsZero() {
 		fmt.Fprintf(os.Stdout, "guard: %s: %s, exit code %d, after %v; the job's output:\n",
 			r.name, run.Result, run.ExitCode, time.Since(r.began).Round(time.Millisecond))
 		r.out.WriteTo(os.Stdout) //nolint:errcheck // nowhere else to say it
