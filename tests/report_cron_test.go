@@ -324,3 +324,45 @@ func TestMinInterval(t *testing.T) {
 		t.Errorf("after the interval: exit %d, %d runs, want a run", code, runs())
 	}
 }
+
+// --quiet-success with --retries: a run that succeeds on a later attempt is
+// silent, the retry lines included; one that never succeeds shows every
+// attempt's output and guard's retry lines, in order.
+func TestQuietSuccessRetries(t *testing.T) {
+	dir := lockDir(t)
+	lock, count := filepath.Join(dir, "qr.lock"), filepath.Join(dir, "count")
+	job := fmt.Sprintf(`echo x >> %s; n=$(wc -l < %s); echo "attempt $n"; [ $n -ge 2 ]`, count, count)
+	r := guard(t, "run", "--lock", lock, "--quiet-success", "--retries", "3", "--", "sh", "-c", job)
+	if r.code != 0 || r.stdout+r.stderr != "" {
+		t.Errorf("success on attempt 2: exit %d, stdout %q, stderr %q: want 0 and silence", r.code, r.stdout, r.stderr)
+	}
+	r = guard(t, "run", "--lock", lock, "--quiet-success", "--retries", "1", "--", "sh", "-c", "echo try; exit 6")
+	_, out, _ := strings.Cut(r.stdout, "\n")
+	if r.code != 6 || !strings.HasPrefix(out, "try\nguard: ") || !strings.Contains(out, "attempt 1 of 2 failed (exit code 6)") || !strings.HasSuffix(out, "\ntry\n") {
+		t.Errorf("never succeeds: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// SIGTERM during --jitter: guard exits 143 and the job never runs.
+func TestJitterInterrupted(t *testing.T) {
+	dir := lockDir(t)
+	ran := filepath.Join(dir, "ran")
+	p := startGuard(t, "run", "--lock", filepath.Join(dir, "j.lock"), "--jitter", "1h", "--", "touch", ran)
+	guardtest.Eventually(t, "guard catches SIGTERM", func() bool { // then it is in, or about to enter, the jitter sleep
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+				m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				return err == nil && m&(1<<(syscall.SIGTERM-1)) != 0
+			}
+		}
+		return false
+	})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 143 || !strings.Contains(p.stderr.String(), "during --jitter") {
+		t.Errorf("exit %d, %q: want 143 and one line", code, p.stderr.String())
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("the job ran")
+	}
+}
