@@ -72,10 +72,15 @@ func ExampleWriteTextfile() {
 	// Output:
 	// guard_job_duration_seconds{name="backup"} 90
 	// guard_job_last_exit_code{name="backup"} 0
+	// guard_job_last_failure_timestamp_seconds{name="backup"} 0
+	// guard_job_last_run_timestamp_seconds{name="backup"} 1.7672256e+09
 	// guard_job_last_success_timestamp_seconds{name="backup"} 1.7672256e+09
+	// guard_job_running{name="backup"} 0
 	// guard_job_runs_total{name="backup",result="success"} 1
 	// guard_job_runs_total{name="backup",result="failure"} 0
 	// guard_job_runs_total{name="backup",result="timeout"} 0
 	// guard_job_runs_total{name="backup",result="killed"} 0
 	// guard_job_runs_total{name="backup",result="skipped"} 1
+	// guard_report_failures_total{name="backup",target="ping"} 0
+	// guard_report_failures_total{name="backup",target="push"} 0
 }

@@ -47,8 +47,12 @@ type JobRun struct {
 	// Duration is how long the job ran. Ignored for ResultSkipped.
 	Duration time.Duration
 	// Finished is when the run ended; the zero value means time.Now().
-	// A success sets guard_job_last_success_timestamp_seconds to it.
+	// A success sets guard_job_last_success_timestamp_seconds to it, any
+	// other result that ran guard_job_last_failure_timestamp_seconds.
 	Finished time.Time
+	// PingFailures and PushFailures count the run's failed reports (--ping,
+	// --push), added to guard_report_failures_total in the textfile.
+	PingFailures, PushFailures int
 }
 
 // normalized returns r with Result in the fixed set and Finished set.
@@ -60,17 +64,22 @@ func (r JobRun) normalized() JobRun {
 	return r
 }
 
-// JobStarted records that the job is running (guard_job_running 1). It does
-// not make the program ready; call [State.SetReady] for that.
-func (s *State) JobStarted() {
-	s.update(func(n *snapshot) { n.jobRunning = true })
+// JobStarted records that the job is running (guard_job_running 1) since
+// now (guard_job_start_timestamp_seconds). It does not make the program
+// ready; call [State.SetReady] for that.
+func (s *State) JobStarted() { s.JobStartedAt(time.Now()) }
+
+// JobStartedAt is [State.JobStarted] for a job that started at t.
+func (s *State) JobStartedAt(t time.Time) {
+	s.update(func(n *snapshot) { n.jobRunning, n.jobStart = true, t })
 }
 
 // JobFinished records one run: it counts guard_job_runs_total{result} and
 // sets guard_job_running to 0. Unless the run was skipped, it also sets
-// guard_job_last_exit_code and guard_job_duration_seconds (which always
-// describe the last run that actually ran), and a success sets
-// guard_job_last_success_timestamp_seconds.
+// guard_job_last_exit_code, guard_job_duration_seconds and
+// guard_job_last_run_timestamp_seconds (which always describe the last run
+// that actually ran); a success sets guard_job_last_success_timestamp_seconds,
+// any other result guard_job_last_failure_timestamp_seconds.
 func (s *State) JobFinished(run JobRun) {
 	run = run.normalized()
 	s.update(func(n *snapshot) {
@@ -80,8 +89,11 @@ func (s *State) JobFinished(run JobRun) {
 			return
 		}
 		n.jobRan, n.jobExitCode, n.jobDuration = true, run.ExitCode, max(run.Duration, 0)
+		n.jobLastRun = run.Finished
 		if run.Result == ResultSuccess {
 			n.jobLastSucc = run.Finished
+		} else {
+			n.jobLastFail = run.Finished
 		}
 	})
 }

@@ -89,11 +89,14 @@ var (
 	descWait         = newDesc("guard_lock_wait_seconds", "Time waited for the lock before each acquisition.")
 	descReloads      = newDesc("guard_reloads_total", "Reloads (SIGHUP) by result.", "result")
 	descReloadOK     = newDesc("guard_last_reload_success_timestamp_seconds", "Unix time of the last successful reload, 0 if none.")
-	descJobRunning   = newDesc("guard_job_running", "1 while the guarded job runs, else 0.")
+	descJobRunning   = newDesc(nameJobRunning, helpJobRunning)
 	descJobRuns      = newDesc(nameJobRuns, helpJobRuns, "result")
 	descJobExit      = newDesc(nameJobExit, helpJobExit)
 	descJobDuration  = newDesc(nameJobDuration, helpJobDuration)
 	descJobOK        = newDesc(nameJobOK, helpJobOK)
+	descJobStart     = newDesc(nameJobStart, helpJobStart)
+	descJobLastRun   = newDesc(nameJobLastRun, helpJobLastRun)
+	descJobLastFail  = newDesc(nameJobLastFail, helpJobLastFail)
 	descRenewals     = newDesc("guard_lease_renewals_total", "Renewals of the lock's lease (etcd) by result.", "result")
 	descRTT          = newDesc("guard_lease_renewal_rtt_seconds", "Round trip of acknowledged lease renewals.")
 	descTTL          = newDesc("guard_lease_ttl_seconds", "TTL the server granted the held lease.")
@@ -112,10 +115,20 @@ const (
 	nameJobExit     = "guard_job_last_exit_code"
 	nameJobDuration = "guard_job_duration_seconds"
 	nameJobOK       = "guard_job_last_success_timestamp_seconds"
+	nameJobStart    = "guard_job_start_timestamp_seconds"
+	nameJobLastRun  = "guard_job_last_run_timestamp_seconds"
+	nameJobLastFail = "guard_job_last_failure_timestamp_seconds"
+	nameJobRunning  = "guard_job_running"
+	nameReportFail  = "guard_report_failures_total"
 	helpJobRuns     = "Runs of the guarded job by result (success, failure, timeout, killed, skipped)."
 	helpJobExit     = "Exit code of the last run that ran (128+N for signal N)."
 	helpJobDuration = "Duration of the last run that ran."
 	helpJobOK       = "Unix time the last successful run finished, 0 if none."
+	helpJobStart    = "Unix time the current or last run's job started."
+	helpJobLastRun  = "Unix time the last run that ran finished (any result but skipped), 0 if none."
+	helpJobLastFail = "Unix time the last run that ran and did not succeed finished, 0 if none."
+	helpJobRunning  = "1 while the guarded job runs, else 0."
+	helpReportFail  = "Reports of runs (--ping, --push) that failed, by target."
 )
 
 func newDesc(name, help string, labels ...string) *prometheus.Desc {
@@ -129,6 +142,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descLockHeld, descLockWaiting, descAcquisitions, descContended, descLost, descWait,
 		descReloads, descReloadOK, descJobRunning, descJobRuns, descJobExit, descJobDuration, descJobOK,
+		descJobStart, descJobLastRun, descJobLastFail,
 		descRenewals, descRTT, descTTL, descDeadline, descJeopardy, descLeaseLost, descTreeSignals, descSlack, descServer,
 	} {
 		ch <- d
@@ -169,6 +183,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descJobDuration, n.jobDuration.Seconds())
 	}
 	gauge(descJobOK, unixSeconds(n.jobLastSucc))
+	if !n.jobStart.IsZero() {
+		gauge(descJobStart, unixSeconds(n.jobStart))
+	}
+	gauge(descJobLastRun, unixSeconds(n.jobLastRun))
+	gauge(descJobLastFail, unixSeconds(n.jobLastFail))
 
 	if l := n.lease; l.Active || l.Renewals+l.Failures > 0 {
 		counter(descRenewals, l.Renewals, "success")

@@ -30,12 +30,12 @@ func goldenState() *State {
 	st.Acquired(4242, 7, t0, 1500*time.Millisecond)
 	st.Reload(true, t0.Add(time.Minute))
 	st.Reload(false, t0.Add(2*time.Minute))
-	st.JobStarted()
+	st.JobStartedAt(t1.Add(-time.Minute))
 	st.JobFinished(JobRun{Result: ResultFailure, ExitCode: 3, Duration: 2500 * time.Millisecond, Finished: t1})
 	st.JobFinished(JobRun{Result: ResultSuccess, Duration: time.Second, Finished: t1.Add(time.Minute)})
 	st.JobFinished(JobRun{Result: "no-such-result", ExitCode: 1, Duration: 4 * time.Second, Finished: t1.Add(2 * time.Minute)})
 	st.JobFinished(JobRun{Result: ResultSkipped, ExitCode: 75, Finished: t1.Add(3 * time.Minute)})
-	st.JobStarted()
+	st.JobStartedAt(t1.Add(4 * time.Minute))
 	st.Lost()
 	st.Lost() // counted once per hold
 	return &st

@@ -81,6 +81,9 @@ type snapshot struct {
 	jobExitCode int
 	jobDuration time.Duration
 	jobLastSucc time.Time
+	jobStart    time.Time // when the current or last job started
+	jobLastRun  time.Time // when the last run that ran ended
+	jobLastFail time.Time // when the last run that did not succeed ended
 }
 
 var zeroSnapshot snapshot

@@ -8,7 +8,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
@@ -29,12 +31,19 @@ const maxPrevious = 1 << 20
 //	guard_job_last_exit_code{name}                   gauge, once a run has run
 //	guard_job_duration_seconds{name}                 gauge, the last run's duration
 //	guard_job_last_success_timestamp_seconds{name}   gauge, Unix time, 0 if none
+//	guard_job_last_run_timestamp_seconds{name}       gauge, Unix time, 0 if none
+//	guard_job_last_failure_timestamp_seconds{name}   gauge, Unix time, 0 if none
+//	guard_job_running{name}                          gauge, 0 (see WriteTextfileStarted)
+//	guard_job_start_timestamp_seconds{name}          gauge, once a job started
+//	guard_report_failures_total{name,target}         counter, target ping or push
 //
 // Counters accumulate: the previous dir/name.prom is read and added to. A
 // missing, unreadable or unparsable previous file (or one holding a symbolic
 // link, a negative count, ...) counts from zero and does not fail the write.
-// A failed run carries the previous last-success time over; a skipped run
-// (ResultSkipped) only counts, keeping the previous exit code and duration.
+// A failed run carries the previous last-success time over, and a success
+// the previous last-failure time; a skipped run (ResultSkipped) only counts,
+// keeping everything else as it was, guard_job_running included (the run
+// that holds the lock may still be running).
 //
 // dir is resolved without following a symbolic link that another user
 // could have planted (guard/internal/safepath): every directory on the way
@@ -52,6 +61,20 @@ const maxPrevious = 1 << 20
 // serialized by the caller (guard holds the job's lock): otherwise one run
 // may be lost, though the file is never torn.
 func WriteTextfile(dir, name string, run JobRun) error {
+	run = run.normalized()
+	return writeTextfile(dir, name, func(t *tally) { t.add(run) })
+}
+
+// WriteTextfileStarted records in dir/name.prom, under the same rules as
+// [WriteTextfile], that the job started at started: guard_job_running 1 and
+// guard_job_start_timestamp_seconds, everything else carried over. A hung
+// job is thus visible without a live /metrics; WriteTextfile at the end of
+// the run sets guard_job_running back to 0.
+func WriteTextfileStarted(dir, name string, started time.Time) error {
+	return writeTextfile(dir, name, func(t *tally) { t.running, t.start = true, unixSeconds(started) })
+}
+
+func writeTextfile(dir, name string, change func(*tally)) error {
 	if err := checkTextfileName(name); err != nil {
 		return err
 	}
@@ -62,7 +85,7 @@ func WriteTextfile(dir, name string, run JobRun) error {
 	defer d.Close()
 	file := name + ".prom"
 	t := readTally(d, file, name)
-	t.add(run.normalized())
+	change(&t)
 	var buf bytes.Buffer
 	for _, mf := range t.families(name) {
 		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
@@ -91,16 +114,31 @@ type tally struct {
 	exitCode    float64
 	duration    float64 // seconds
 	lastSuccess float64 // Unix seconds, 0 if none
+	lastRun     float64 // Unix seconds, 0 if none
+	lastFailure float64 // Unix seconds, 0 if none
+	running     bool
+	start       float64 // Unix seconds, 0 if no job ever started
+	failures    [len(reportTargets)]uint64
 }
+
+// reportTargets are the values of guard_report_failures_total's target
+// label.
+var reportTargets = [...]string{"ping", "push"}
 
 func (t *tally) add(run JobRun) {
 	t.runs[resultIndex(run.Result)]++
+	t.failures[0] += uint64(max(run.PingFailures, 0))
+	t.failures[1] += uint64(max(run.PushFailures, 0))
 	if run.Result == ResultSkipped {
 		return
 	}
+	t.running = false
 	t.ran, t.exitCode, t.duration = true, float64(run.ExitCode), max(run.Duration, 0).Seconds()
+	t.lastRun = unixSeconds(run.Finished)
 	if run.Result == ResultSuccess {
-		t.lastSuccess = unixSeconds(run.Finished)
+		t.lastSuccess = t.lastRun
+	} else {
+		t.lastFailure = t.lastRun
 	}
 }
 
@@ -142,6 +180,19 @@ func parseTally(mfs map[string]*dto.MetricFamily, name string) (tally, error) {
 		}
 		t.runs[i], seen[i] = uint64(v), true
 	}
+	fails, err := series(mfs[nameReportFail], dto.MetricType_COUNTER, name)
+	if err != nil {
+		return tally{}, err
+	}
+	var seenFail [len(reportTargets)]bool
+	for _, m := range fails {
+		v, target := m.GetCounter().GetValue(), label(m, "target")
+		i := slices.Index(reportTargets[:], target)
+		if i < 0 || seenFail[i] || v < 0 || v != math.Trunc(v) || v >= 1<<63 {
+			return tally{}, errBadTextfile
+		}
+		t.failures[i], seenFail[i] = uint64(v), true
+	}
 	gauge := func(n string) (v float64, ok bool) {
 		ms, e := series(mfs[n], dto.MetricType_GAUGE, name)
 		if len(ms) > 0 {
@@ -156,8 +207,13 @@ func parseTally(mfs map[string]*dto.MetricFamily, name string) (tally, error) {
 	t.exitCode, okExit = gauge(nameJobExit)
 	t.duration, okDur = gauge(nameJobDuration)
 	t.lastSuccess, _ = gauge(nameJobOK)
+	t.lastRun, _ = gauge(nameJobLastRun)
+	t.lastFailure, _ = gauge(nameJobLastFail)
+	t.start, _ = gauge(nameJobStart)
+	running, _ := gauge(nameJobRunning)
+	t.running = running == 1
 	t.ran = okExit && okDur
-	if err != nil || t.lastSuccess < 0 || t.duration < 0 {
+	if err != nil || t.lastSuccess < 0 || t.duration < 0 || t.lastRun < 0 || t.lastFailure < 0 || t.start < 0 || (running != 0 && running != 1) {
 		return tally{}, errBadTextfile
 	}
 	return t, nil
@@ -203,7 +259,10 @@ func (t *tally) families(name string) []*dto.MetricFamily {
 		out = append(out, gauge(nameJobDuration, helpJobDuration, t.duration),
 			gauge(nameJobExit, helpJobExit, t.exitCode))
 	}
-	out = append(out, gauge(nameJobOK, helpJobOK, t.lastSuccess))
+	out = append(out, gauge(nameJobLastFail, helpJobLastFail, t.lastFailure),
+		gauge(nameJobLastRun, helpJobLastRun, t.lastRun),
+		gauge(nameJobOK, helpJobOK, t.lastSuccess))
+	out = append(out, gauge(nameJobRunning, helpJobRunning, b2f(t.running)))
 	runs := family(nameJobRuns, helpJobRuns, dto.MetricType_COUNTER)
 	for i, r := range results {
 		v := float64(t.runs[i])
@@ -212,7 +271,19 @@ func (t *tally) families(name string) []*dto.MetricFamily {
 			Counter: &dto.Counter{Value: &v},
 		})
 	}
-	return append(out, runs)
+	out = append(out, runs)
+	if t.start > 0 {
+		out = append(out, gauge(nameJobStart, helpJobStart, t.start))
+	}
+	fails := family(nameReportFail, helpReportFail, dto.MetricType_COUNTER)
+	for i, target := range reportTargets {
+		v := float64(t.failures[i])
+		fails.Metric = append(fails.Metric, &dto.Metric{
+			Label:   labels("name", name, "target", target),
+			Counter: &dto.Counter{Value: &v},
+		})
+	}
+	return append(out, fails)
 }
 
 func family(name, help string, typ dto.MetricType, ms ...*dto.Metric) *dto.MetricFamily {

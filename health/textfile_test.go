@@ -214,3 +214,49 @@ func TestWriteTextfilePromtool(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, data)
 	}
 }
+
+// The start of a run is visible at once; a skipped run (another run holds
+// the lock) leaves it running; the end records last run and last failure,
+// and a failure after a success keeps the last success.
+func TestWriteTextfileStartedAndTimes(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Unix(1767225600, 0)
+	if err := WriteTextfile(dir, "job", JobRun{Result: ResultSuccess, Finished: t0, PingFailures: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTextfileStarted(dir, "job", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTextfile(dir, "job", JobRun{Result: ResultSkipped}); err != nil {
+		t.Fatal(err)
+	}
+	mfs := readProm(t, dir, "job")
+	if v := value(mfs, "guard_job_running", "name", "job"); v != 1 {
+		t.Errorf("running after start and a skipped run = %v, want 1", v)
+	}
+	if v := value(mfs, "guard_job_start_timestamp_seconds", "name", "job"); v != float64(t0.Add(time.Hour).Unix()) {
+		t.Errorf("start = %v", v)
+	}
+	end := t0.Add(2 * time.Hour)
+	if err := WriteTextfile(dir, "job", JobRun{Result: ResultTimeout, ExitCode: 143, Finished: end, PushFailures: 1}); err != nil {
+		t.Fatal(err)
+	}
+	mfs = readProm(t, dir, "job")
+	for n, want := range map[string]float64{
+		"guard_job_running":                        0,
+		"guard_job_start_timestamp_seconds":        float64(t0.Add(time.Hour).Unix()),
+		"guard_job_last_run_timestamp_seconds":     float64(end.Unix()),
+		"guard_job_last_failure_timestamp_seconds": float64(end.Unix()),
+		"guard_job_last_success_timestamp_seconds": float64(t0.Unix()),
+	} {
+		if v := value(mfs, n, "name", "job"); v != want {
+			t.Errorf("%s = %v, want %v", n, v, want)
+		}
+	}
+	if v := value(mfs, "guard_report_failures_total", "name", "job", "target", "ping"); v != 2 {
+		t.Errorf("ping failures = %v, want 2", v)
+	}
+	if v := value(mfs, "guard_report_failures_total", "name", "job", "target", "push"); v != 1 {
+		t.Errorf("push failures = %v, want 1", v)
+	}
+}

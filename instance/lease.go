@@ -100,6 +100,7 @@ func (l *FileLocker) initRecord(le *FileLease, locked *unix.Stat_t) error {
 	if err != nil {
 		return err
 	}
+	rec.LastSuccess = prev.LastSuccess // kept with the lock, for --min-interval
 	if err := le.write(rec); err != nil {
 		return err
 	}
@@ -162,8 +163,32 @@ func (le *FileLease) write(rec *Record) error {
 // Token implements Lease.
 func (le *FileLease) Token() uint64 { return le.rec.Token }
 
+var _ SuccessRecorder = (*FileLease)(nil)
+
+// RecordSuccess implements SuccessRecorder: it rewrites the record in place
+// with LastSuccess set to t, while the lease holds; Release keeps it. After
+// Release it does nothing and returns nil.
+func (le *FileLease) RecordSuccess(t time.Time) error {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	if le.closed {
+		return nil
+	}
+	rec := le.rec
+	rec.LastSuccess = t
+	if err := le.write(&rec); err != nil {
+		return err
+	}
+	le.rec = rec
+	return nil
+}
+
 // Record implements Lease.
-func (le *FileLease) Record() Record { return le.rec }
+func (le *FileLease) Record() Record {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	return le.rec
+}
 
 // Since implements Lease.
 func (le *FileLease) Since() time.Time { return le.rec.Acquired }

@@ -44,6 +44,17 @@ var (
 	_ Lease  = (*FileLease)(nil)
 )
 
+// SuccessRecorder is a Lease that keeps, with the lock (in its record), when
+// a job run under it last succeeded: the next holder finds it in
+// Record().LastSuccess, on this host after a reboot if the lock file
+// survives it, or on any host for a distributed lock. Both the local file
+// lock and etcd implement it. A record that cannot be written is an error;
+// the lease still holds.
+type SuccessRecorder interface {
+	Lease
+	RecordSuccess(t time.Time) error
+}
+
 // Renewed is implemented by a Lease that a server hands to someone else
 // unless it is renewed in time (etcd). Whoever runs a job under such a lease
 // must have the job's whole process tree dead before the server can give the

@@ -32,6 +32,9 @@ type Record struct {
 	Token      uint64    // fencing token
 	Released   time.Time // set when the holder released the lock cleanly
 	LastPID    int       // in a released record: the PID that held it
+	// LastSuccess is when a job run under this lock last succeeded (zero if
+	// never): carried from record to record, for guard run --min-interval.
+	LastSuccess time.Time
 }
 
 // errPartial reports a record that is empty, cut short or torn: it is being
@@ -61,6 +64,9 @@ func (r *Record) Marshal() []byte {
 	if !r.Released.IsZero() {
 		kv("released", r.Released.UTC().Format(time.RFC3339Nano))
 		kv("last_pid", strconv.Itoa(r.LastPID))
+	}
+	if !r.LastSuccess.IsZero() {
+		kv("last_success", r.LastSuccess.UTC().Format(time.RFC3339Nano))
 	}
 	fmt.Fprintf(&b, "sum=%08x\n", crc32.ChecksumIEEE(b.Bytes()))
 	return b.Bytes()
@@ -152,6 +158,8 @@ func (r *Record) set(k, v string) error {
 		r.Released, err = time.Parse(time.RFC3339Nano, v)
 	case "last_pid":
 		r.LastPID, err = strconv.Atoi(v)
+	case "last_success":
+		r.LastSuccess, err = parseLastSuccess(v)
 	}
 	// Unknown keys are kept for forward compatibility and ignored.
 	return err
@@ -206,4 +214,19 @@ func looksLikeRecord(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// parseLastSuccess parses a last_success value strictly: RFC 3339 in UTC
+// ("Z"), after 2000 and before 9999, as Marshal writes it. The record may
+// have been written by another user: anything else makes the record
+// malformed rather than a time that suppresses runs.
+func parseLastSuccess(v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !strings.HasSuffix(v, "Z") || t.Year() < 2000 || t.Year() >= 9999 {
+		return time.Time{}, fmt.Errorf("%q: want a UTC time (RFC 3339, Z) between 2000 and 9999", v)
+	}
+	return t, nil
 }

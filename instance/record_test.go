@@ -2,6 +2,8 @@ package instance
 
 import (
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +140,26 @@ func TestRecordOfPIDOne(t *testing.T) {
 	r, err := ParseRecord((&Record{PID: 1, Token: 3}).Marshal())
 	if err != nil || r.PID != 1 {
 		t.Fatalf("got %+v, %v", r, err)
+	}
+}
+
+func TestRecordLastSuccess(t *testing.T) {
+	when := time.Date(2026, 12, 1, 17, 0, 0, 123, time.UTC)
+	r := &Record{PID: 42, Token: 7, LastSuccess: when}
+	got, err := ParseRecord(r.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastSuccess.Equal(when) {
+		t.Fatalf("LastSuccess = %v, want %v", got.LastSuccess, when)
+	}
+	// A record another user wrote: anything but a UTC RFC 3339 time in
+	// range makes it malformed (never a time that suppresses runs).
+	for _, v := range []string{"2026-12-01T17:00:00+01:00", "yesterday", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "", "2026-12-01T17:00:00Z "} {
+		body := "42\nstart=1\nlast_success=" + v + "\n"
+		b := []byte(body + fmt.Sprintf("sum=%08x\n", crc32.ChecksumIEEE([]byte(body))))
+		if _, err := ParseRecord(b); err == nil {
+			t.Errorf("last_success=%q: parsed, want an error", v)
+		}
 	}
 }

@@ -26,6 +26,11 @@
 #  6. Memory: peak RSS (VmHWM) of guard run supervising sleep, without and
 #     with --listen after SCRAPES scrapes, vs flock(1); goal <= 12 MiB.
 #  7. Go micro-benchmarks of ./instance ./pidfile ./health (benchstat input).
+#  9. Cron reports: a job writing REPORT_MB (200) MB through
+#     `guard run --quiet-success` vs chronic(1) (moreutils): wall time and
+#     peak RSS (GNU time). Goals: wall <= 1.0x chronic's; guard's RSS <= 24
+#     MiB. And `guard run --ping URL -- true` against a local HTTP server
+#     vs `guard run -- true`: the ping's added wall time (a few ms).
 #  8. etcd: hand-over (holder's job ends -> standby's job starts) and
 #     take-over after SIGKILL of the holder, guard-etcd vs etcdctl lock 3.7.3
 #     on one embedded etcd (etcd/bench/handover). Goals: hand-over <= 1.2x
@@ -41,6 +46,7 @@
 #        MEM_ROUNDS (5) SCRAPES (1000)                        5, 6
 #        MICRO_COUNT (1) MICRO_BENCHTIME (1s)                 7
 #        ETCD_N (20) ETCD_KILLS (3)                           8
+#        REPORT_ROUNDS (3) REPORT_MB (200) PING_RUNS (50)     9
 #        BENCH_KEEP=DIR  keep the raw results (hyperfine JSON, results.tsv,
 #                        details.md, micro.txt for benchstat) in DIR
 # About 3.5 minutes on 2 cores. Compare ratios within one run, not across runs.
@@ -48,7 +54,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 guard=$(realpath "${1:-$root/bin/guard}")
-figures=" ${FIGURES:-1 2 3 4 5 6 7 8} "
+figures=" ${FIGURES:-1 2 3 4 5 6 7 8 9} "
 cd "$root"
 want() { [[ $figures == *" $1 "* ]]; }
 log() { echo "bench: $*" >&2; }
@@ -60,7 +66,7 @@ command -v go >/dev/null || { log "go is missing"; exit 1; }
 
 # Debian packages, installed when a command is missing.
 missing=""
-for pc in hyperfine:hyperfine wrk:wrk daemonize:daemonize curl:curl util-linux:flock util-linux:taskset dpkg:start-stop-daemon; do
+for pc in hyperfine:hyperfine wrk:wrk daemonize:daemonize curl:curl util-linux:flock util-linux:taskset dpkg:start-stop-daemon moreutils:chronic time:/usr/bin/time python3:python3; do
 	command -v "${pc#*:}" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "${pc#*:}" >/dev/null ||
 		[[ " $missing " == *" ${pc%%:*} "* ]] || missing="$missing ${pc%%:*}"
 done
@@ -101,8 +107,8 @@ done
 {
 	echo "package main"
 	echo "import ("
-	go list -deps -f '{{if and .Module (eq .Module.Path "guard")}}{{join .Imports "\n"}}{{end}}' ./cmd/guard |
-		grep -v -e '^guard/' -e '^guard$' -e '^C$' | sort -u | sed 's/.*/\t_ "&"/'
+	go list -deps -f '{{if and .Module (eq .Module.Path "github.com/guardkit/guard")}}{{join .Imports "\n"}}{{end}}' ./cmd/guard |
+		grep -v -e '^github.com/guardkit/guard/' -e '^github.com/guardkit/guard$' -e '^C$' | sort -u | sed 's/.*/\t_ "&"/'
 	echo ")"
 } >"$tmp/deps_gen.go"
 printf '{"Replace":{"%s":"%s"}}\n' "$root/bench/floor/zz_deps_gen.go" "$tmp/deps_gen.go" >"$tmp/overlay.json"
@@ -392,6 +398,64 @@ if want 8; then
 		echo
 		"$tmp/handover" -guard "$etcd_guard" -etcdctl "$tmp/etcdctl" -stamp "$tmp/stamp" -dir "$tmp/e" -tsv "$res" \
 			-n "${ETCD_N:-20}" -kills "${ETCD_KILLS:-3}"
+		echo
+	} | detail
+fi
+
+# 9. Cron reports: --quiet-success vs chronic(1) on a big output; --ping's cost.
+if want 9; then
+	n=${REPORT_ROUNDS:-3} mb=${REPORT_MB:-200} pings=${PING_RUNS:-50}
+	log "9. $mb MB through guard --quiet-success and chronic, $n rounds; $pings runs with and without --ping ..."
+	job="yes 0123456789abcdef | head -c ${mb}000000; exit 1" # a failure: both print head/all
+	declare -A wall=() rss=()
+	for _ in $(seq "$n"); do
+		for kind in guard chronic; do
+			case $kind in
+			guard) cmd=("$guard" run --lock "$tmp/h/report.lock" --quiet-success -- sh -c "$job") ;;
+			chronic) cmd=(chronic sh -c "$job") ;;
+			esac
+			/usr/bin/time -f '%e %M' -o "$tmp/time.out" "${cmd[@]}" >/dev/null 2>&1 || true
+			read -r e m < <(tail -1 "$tmp/time.out") # after "Command exited with non-zero status 1"
+			wall[$kind]+="$e " rss[$kind]+="$(awk -v k="$m" 'BEGIN {printf "%.1f", k / 1024}') "
+		done
+	done
+	python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def ok(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"OK")
+    do_GET = do_POST = ok
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$(freeport | tee "$tmp/pingport")" &
+	pingpid=$!
+	for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$(cat "$tmp/pingport")/x" && break; sleep 0.05; done
+	declare -A pw=()
+	for kind in ping noping; do
+		args=()
+		[ $kind = ping ] && args=(--ping "http://127.0.0.1:$(cat "$tmp/pingport")/check")
+		t0=$(date +%s%N)
+		for _ in $(seq "$pings"); do "$guard" run --lock "$tmp/h/ping.lock" "${args[@]}" -- true; done
+		pw[$kind]=$(awk -v a="$t0" -v b="$(date +%s%N)" -v n="$pings" 'BEGIN {printf "%.2f", (b - a) / 1e6 / n}')
+	done
+	kill "$pingpid"
+	put report.mb "$mb"
+	put report.guard.quiet_wall_s "$(median <<<"${wall[guard]}")"
+	put report.chronic.quiet_wall_s "$(median <<<"${wall[chronic]}")"
+	put report.guard.quiet_rss_mib "$(median <<<"${rss[guard]}")"
+	put report.chronic.quiet_rss_mib "$(median <<<"${rss[chronic]}")"
+	put report.guard.ping_wall_ms "${pw[ping]}"
+	put report.guard.noping_wall_ms "${pw[noping]}"
+	{
+		echo "## 9. $mb MB through --quiet-success vs chronic, $n rounds; median [all]; --ping's cost over $pings runs"
+		echo
+		echo "| measure | guard run --quiet-success | chronic |"
+		echo "|---|--:|--:|"
+		echo "| wall s | $(median <<<"${wall[guard]}") [${wall[guard]% }] | $(median <<<"${wall[chronic]}") [${wall[chronic]% }] |"
+		echo "| peak RSS MiB (GNU time, largest of the process and its children) | $(median <<<"${rss[guard]}") [${rss[guard]% }] | $(median <<<"${rss[chronic]}") [${rss[chronic]% }] |"
+		echo
+		echo "guard run -- true: ${pw[noping]} ms a run; with --ping to a local server (start and end pings): ${pw[ping]} ms."
 		echo
 	} | detail
 fi

@@ -5,10 +5,7 @@ package tests
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,7 +59,29 @@ func (k depK8sContainer) argv(d *dockerfile) []string {
 			args = d.cmd
 		}
 	}
-	return append(slices.Clone(cmd), args...)
+	out := append(slices.Clone(cmd), args...)
+	for i, a := range out { // $(VAR) from the container's env, as the kubelet does
+		out[i] = depK8sVar.ReplaceAllStringFunc(a, func(m string) string {
+			if v, ok := k.env()[m[2:len(m)-1]]; ok {
+				return v
+			}
+			return m
+		})
+	}
+	return out
+}
+
+var depK8sVar = regexp.MustCompile(`\$\([A-Za-z_][A-Za-z0-9_]*\)`)
+
+// env is the container's literal env values.
+func (k depK8sContainer) env() map[string]string {
+	m := map[string]string{}
+	for _, e := range depList(depGet(k.c, "env")) {
+		if v := depGet(e, "value"); v != nil {
+			m[depStr(depGet(e, "name"))] = fmt.Sprint(v)
+		}
+	}
+	return m
 }
 
 // commands are the simple commands the container runs: a "sh -c SCRIPT"
@@ -235,12 +254,12 @@ func TestDeployKubernetesExampleRuns(t *testing.T) {
 	}
 }
 
-// The CronJob's script, run by sh as the pod would: the job's exit code
-// comes out, the textfile is pushed to the Pushgateway (a fake one here),
-// and a SIGTERM to sh (the pod's PID 1) reaches the job through guard.
-func TestDeployKubernetesCronJobScript(t *testing.T) {
-	guardtest.RequirePeer(t, "wget", "wget")
-	sh := guardtest.RequirePeer(t, "sh", "dash")
+// The CronJob's command runs guard as the container's PID 1 would, with its
+// env, against a real Pushgateway (Debian prometheus-pushgateway): the job's
+// exit code comes out, the run is pushed under job=backup with the
+// manifest's instance, a failure keeps the last success, and SIGTERM reaches
+// the job through guard (exit 143).
+func TestDeployKubernetesCronJobPush(t *testing.T) {
 	d := depDockerfile(t)
 	var k depK8sContainer
 	for _, doc := range depYAML(t, depFile(t, "kubernetes/backup-cronjob.yaml")) {
@@ -248,52 +267,35 @@ func TestDeployKubernetesCronJobScript(t *testing.T) {
 			k = cs[0]
 		}
 	}
-	argv := k.argv(d)
-	if len(argv) != 3 || argv[1] != "-c" {
-		t.Fatalf("CronJob command %q: want sh -c SCRIPT", argv)
+	env := k.env()
+	if env["PUSHGATEWAY_URL"] == "" || env["GUARD_PUSH_INSTANCE"] == "" {
+		t.Fatalf("CronJob env %v: want PUSHGATEWAY_URL and GUARD_PUSH_INSTANCE", env)
 	}
-	mount := depStr(depGet(k.c, "volumeMounts", 0, "mountPath"))
-	jobPath := "" // the job guard runs: the last word of the guard line
-	for _, words := range shellCommands(argv[2]) {
-		if a := guardArgs(words); a != nil {
-			jobPath = a[len(a)-1]
-		}
-	}
-	if jobPath == "" || mount == "" {
-		t.Fatalf("CronJob script: no guard line or no volume mount:\n%s", argv[2])
-	}
-
-	type push struct{ method, path, body string }
-	pushes := make(chan push, 4)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		pushes <- push{r.Method, r.URL.Path, string(b)}
-	}))
-	defer srv.Close()
-
+	gw := startPushgateway(t)
+	env["PUSHGATEWAY_URL"] = gw
+	k.c.(map[string]any)["env"] = nil // the test's values below
 	for _, tc := range []struct {
 		name     string
+		job      string
 		term     bool
 		wantCode int
-		wantLine string
+		want     []string
 	}{
-		{"job exits 3", false, 3, `guard_job_last_exit_code{name="backup"} 3`},
-		{"SIGTERM to sh", true, 143, `guard_job_runs_total{name="backup",result="success"} 0`},
+		{"success", "exit 0", false, 0, []string{`guard_job_last_exit_code{instance="backup",job="backup",name="backup"} 0`}},
+		{"job exits 3", "exit 3", false, 3, []string{`guard_job_last_exit_code{instance="backup",job="backup",name="backup"} 3`}},
+		{"SIGTERM to guard", "exec sleep 60", true, 143, []string{`guard_job_last_exit_code{instance="backup",job="backup",name="backup"} 143`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			metrics, marker := filepath.Join(dir, "metrics"), filepath.Join(dir, "started")
-			os.Mkdir(metrics, 0o777)
+			marker := filepath.Join(dir, "started")
 			jobScript := filepath.Join(dir, "backup.sh")
-			os.WriteFile(jobScript, []byte("#!/bin/sh\ntouch "+marker+"\n[ -n \"$SLEEP\" ] && exec sleep 60\nexit 3\n"), 0o755)
-			script := strings.ReplaceAll(argv[2], "/usr/local/bin/guard", guardBin)
-			script = strings.ReplaceAll(script, jobPath, jobScript)
-			script = regexp.MustCompile(`(^|[\s=])`+regexp.QuoteMeta(mount)+`\b`).ReplaceAllString(script, "${1}"+metrics)
-			env := []string{"PUSHGATEWAY_URL=" + srv.URL, "GUARD_DIR=" + filepath.Join(dir, "guard")}
-			if tc.term {
-				env = append(env, "SLEEP=1")
+			os.WriteFile(jobScript, []byte("#!/bin/sh\ntouch "+marker+"\n"+tc.job+"\n"), 0o755)
+			argv := k.argv(d)
+			for i, a := range argv {
+				a = strings.ReplaceAll(a, "$(PUSHGATEWAY_URL)", gw)
+				argv[i] = strings.ReplaceAll(strings.ReplaceAll(a, "/usr/local/bin/guard", guardBin), "/usr/local/bin/backup.sh", jobScript)
 			}
-			p := depStart(t, env, sh, "-c", script)
+			p := depStart(t, []string{"GUARD_DIR=" + filepath.Join(dir, "guard"), "GUARD_PUSH_INSTANCE=" + env["GUARD_PUSH_INSTANCE"]}, argv...)
 			if tc.term {
 				guardtest.Eventually(t, "the job started", func() bool { _, err := os.Stat(marker); return err == nil })
 				p.cmd.Process.Signal(syscall.SIGTERM)
@@ -301,13 +303,15 @@ func TestDeployKubernetesCronJobScript(t *testing.T) {
 			if code := p.wait(t); code != tc.wantCode {
 				t.Errorf("exit %d, want %d:\n%s", code, tc.wantCode, p.stderr.String())
 			}
-			select {
-			case got := <-pushes:
-				if got.method != http.MethodPost || !strings.HasPrefix(got.path, "/metrics/job/") || !strings.Contains(got.body, tc.wantLine) {
-					t.Errorf("push %s %s:\n%s\nwant a POST to /metrics/job/... with %s", got.method, got.path, got.body, tc.wantLine)
+			body := pushgatewayMetrics(t, gw)
+			for _, w := range append(tc.want, `guard_job_running{instance="backup",job="backup",name="backup"} 0`) {
+				if !slices.Contains(strings.Split(body, "\n"), w) {
+					t.Errorf("Pushgateway lacks %q:\n%s", w, body)
 				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("nothing pushed:\n%s", p.stderr.String())
+			}
+			// The first run's success stays through the failures.
+			if !strings.Contains(body, `guard_job_last_success_timestamp_seconds{instance="backup",job="backup",name="backup"} 1.`) {
+				t.Errorf("Pushgateway lost the last success:\n%s", body)
 			}
 		})
 	}

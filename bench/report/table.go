@@ -75,6 +75,12 @@ var rows = []row{
 		"flock L sleep", "mem.flock.hwm_mib", "abs<=12"},
 	{"6", "", "MiB", "mem.guard_listen.gzip_hwm_mib",
 		"client_golang floor, same scrapes", "mem.bare.gzip_hwm_mib", ""},
+	{"9", "REPORT_MB MB through --quiet-success, wall", "s", "report.guard.quiet_wall_s",
+		"chronic (moreutils)", "report.chronic.quiet_wall_s", "<=1.0"},
+	{"9", "REPORT_MB MB through --quiet-success, peak RSS", "MiB", "report.guard.quiet_rss_mib",
+		"chronic (moreutils)", "report.chronic.quiet_rss_mib", "abs<=24"},
+	{"9", "guard run --ping URL -- true (local server), per run", "ms", "report.guard.ping_wall_ms",
+		"guard run -- true", "report.guard.noping_wall_ms", ""},
 	{"8", "etcd hand-over: holder's job ends -> standby's job starts", "µs", "etcd.guard.handover_us",
 		"etcdctl lock (3.7.3)", "etcd.etcdctl.handover_us", "<=1.2"},
 	{"8", "etcd take-over: holder SIGKILLed -> standby's job starts (TTL 3 s)", "ms", "etcd.guard.takeover_ms",
@@ -89,7 +95,7 @@ func tableCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	subst := strings.NewReplacer("HOLD", m["contend.hold_ms"]+" ms", "SCRAPES", m["mem.scrapes"])
+	subst := strings.NewReplacer("HOLD", m["contend.hold_ms"]+" ms", "SCRAPES", m["mem.scrapes"], "REPORT_MB", m["report.mb"])
 	fmt.Println("| # | figure | unit | guard | peer | peer's | guard / peer | goal | verdict |")
 	fmt.Println("|---|---|---|--:|---|--:|--:|---|---|")
 	var missed []string

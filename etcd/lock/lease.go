@@ -29,6 +29,7 @@ type Lease struct {
 	// is done (never closed for a contender that did not take the lock).
 	stamped chan struct{}
 	rep     atomic.Pointer[func(instance.Renewal)]
+	success atomic.Pointer[time.Time] // RecordSuccess, written by Release
 
 	ctx    context.Context // ends the lease's goroutines
 	cancel context.CancelFunc
@@ -58,8 +59,26 @@ func newLease(l *Locker, id clientv3.LeaseID, sent, ttl time.Duration, rec *inst
 // holders of a lock (and of every lock in the cluster).
 func (le *Lease) Token() uint64 { return uint64(le.rev) }
 
-// Record implements instance.Lease: the record in the holder's key.
-func (le *Lease) Record() instance.Record { return le.rec }
+// Record implements instance.Lease: the record in the holder's key, with
+// the last success RecordSuccess gave.
+func (le *Lease) Record() instance.Record {
+	rec := le.rec
+	if t := le.success.Load(); t != nil {
+		rec.LastSuccess = *t
+	}
+	return rec
+}
+
+var _ instance.SuccessRecorder = (*Lease)(nil)
+
+// RecordSuccess implements instance.SuccessRecorder. It costs no round trip:
+// Release writes it into the last record, with the release, in its one
+// transaction. A holder that dies before Release loses it (the next run
+// then runs: the safe side for --min-interval).
+func (le *Lease) RecordSuccess(t time.Time) error {
+	le.success.Store(&t)
+	return nil
+}
 
 // Since implements instance.Lease: when the lock was taken.
 func (le *Lease) Since() time.Time { return le.rec.Acquired }
@@ -133,7 +152,7 @@ func (le *Lease) Release() error {
 func (le *Lease) release() error {
 	ctx, cancel := context.WithTimeout(context.Background(), le.lock.opts.Timeout)
 	defer cancel()
-	rel := le.rec
+	rel := le.Record()
 	rel.LastPID, rel.PID, rel.Released = rel.PID, 0, time.Now()
 	// The delete first: it is what wakes the next contender. The renewal,
 	// clock and watches are stopped after it, off the hand-over's path (a

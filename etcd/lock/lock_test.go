@@ -304,3 +304,36 @@ func TestWaiterRevokedRequeues(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLastSuccessKept: the last success a holder records travels with the
+// lock to the next holder (guard run --min-interval), through the last
+// record; a holder that recorded none keeps the previous one.
+func TestLastSuccessKept(t *testing.T) {
+	l := New(newClient(t, endpoint), testOptions(t))
+	le, err := l.TryLock(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := le.Record().LastSuccess; !got.IsZero() {
+		t.Fatalf("a fresh lock's last success = %v, want none", got)
+	}
+	when := time.Now().Add(-time.Minute).UTC().Round(time.Microsecond)
+	if err := le.(instance.SuccessRecorder).RecordSuccess(when); err != nil {
+		t.Fatal(err)
+	}
+	if err := le.Release(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the second holder records nothing: the first's stays
+		le, err = l.TryLock(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := le.Record().LastSuccess; !got.Equal(when) {
+			t.Fatalf("holder %d: last success = %v, want %v", i+2, got, when)
+		}
+		if err := le.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -221,6 +221,7 @@ func (le *Lease) take(ctx context.Context, wait bool) error {
 	for {
 		rctx, cancel := le.lock.request(ctx)
 		resp, err := le.lock.cli.Txn(rctx).If(le.own(), clientv3.Compare(clientv3.CreateRevision(delay), "=", 0)).
+			Then(clientv3.OpGet(le.lock.lastKey())).
 			Else(clientv3.OpGet(le.key, clientv3.WithKeysOnly())).
 			Commit()
 		cancel()
@@ -228,6 +229,7 @@ func (le *Lease) take(ctx context.Context, wait bool) error {
 			return unavailable("get "+le.key, err)
 		}
 		if resp.Succeeded {
+			rec.LastSuccess = lastSuccess(resp.Responses[0].GetResponseRange().Kvs)
 			break
 		}
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != le.rev {
@@ -249,4 +251,18 @@ func (le *Lease) take(ctx context.Context, wait bool) error {
 	}
 	le.watchRequests()
 	return nil
+}
+
+// lastSuccess is the last success kept in the last record (for guard run
+// --min-interval), or the zero time if there is none or the record does not
+// parse (strictly: instance.ParseRecord): the job then runs.
+func lastSuccess(kvs []*mvccpb.KeyValue) time.Time {
+	if len(kvs) == 0 {
+		return time.Time{}
+	}
+	rec, err := instance.ParseRecord(kvs[0].Value)
+	if err != nil {
+		return time.Time{}
+	}
+	return rec.LastSuccess
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,12 @@ type observer struct {
 	name    string
 	started time.Time
 	jobPID  int
+
+	rep      *reporter      // --ping, --push, --quiet-success; never nil in guard run
+	skipCode int            // a busy lock: guard's exit code
+	skipWhy  error          // and why
+	notDue   bool           // skipped by --min-interval: no ping
+	starts   sync.WaitGroup // textfile writes at the job's start
 }
 
 // newObserver starts the HTTP server if listen is set, so that a bind error
@@ -71,29 +78,45 @@ func (o *observer) skipped() {
 }
 
 // jobStarted marks the job running and the run ready.
+// The textfile shows the running job at once, written in the background so
+// the job is not kept waiting.
 func (o *observer) jobStarted(pid int) {
 	o.started = time.Now()
 	o.jobPID = pid
-	o.state.JobStarted()
+	o.state.JobStartedAt(o.started)
 	o.state.SetReady(true)
+	if o.dir != "" {
+		o.starts.Go(func() {
+			if err := o.writeTextfile(func() error { return health.WriteTextfileStarted(o.dir, o.name, o.started) }); err != nil {
+				logf("--textfile-dir: %v", err)
+			}
+		})
+	}
 }
 
-// jobEnded records the job's outcome in the live state (not ready, the
-// lock about to be released). The textfile waits for report, after the
-// release.
+// jobEnded records the job's outcome in the live state (not ready). The
+// textfile waits for report, after the release.
 func (o *observer) jobEnded(run health.JobRun) {
 	o.state.SetReady(false)
 	o.state.JobFinished(run)
-	o.state.Released()
 }
 
-// report writes the run's outcome to the textfile, if asked to: after the
-// lock is released, so a slow or blocked textfile never delays the release.
+// report reports the run's outcome (pings, push, captured output, then the
+// textfile with the reports' failures): after the lock is released, so a
+// slow or blocked report never delays the release.
 func (o *observer) report(run health.JobRun) {
+	if o.rep != nil {
+		o.rep.ended(&run)
+	}
+	o.writeEnd(run)
+}
+
+func (o *observer) writeEnd(run health.JobRun) {
 	if o.dir == "" {
 		return
 	}
-	if err := o.writeTextfile(run); err != nil {
+	o.starts.Wait()
+	if err := o.writeTextfile(func() error { return health.WriteTextfile(o.dir, o.name, run) }); err != nil {
 		logf("--textfile-dir: %v", err)
 	}
 }
@@ -101,7 +124,10 @@ func (o *observer) report(run health.JobRun) {
 // finish records a run that ended without the job running (skipped).
 func (o *observer) finish(run health.JobRun) {
 	o.state.JobFinished(run)
-	o.report(run)
+	if o.rep != nil && !o.notDue && o.skipWhy != nil {
+		o.rep.skipped(&run, o.skipCode, o.skipWhy)
+	}
+	o.writeEnd(run)
 }
 
 // checkTextfileDir refuses, before the job starts, a --textfile-dir that
@@ -141,7 +167,7 @@ const sidecarWait = 5 * time.Second
 // the same name (a skipped run does not hold the job's lock) by a flock on
 // DIR/.NAME.prom.lock, created 0600 through the safely opened directory.
 // It gives up when the flock is not free within sidecarWait.
-func (o *observer) writeTextfile(run health.JobRun) error {
+func (o *observer) writeTextfile(write func() error) error {
 	d, err := safepath.OpenDir(o.dir, safepath.Options{})
 	if err != nil {
 		return err
@@ -155,7 +181,7 @@ func (o *observer) writeTextfile(run health.JobRun) error {
 	if err := lockWithin(f, sidecarWait); err != nil {
 		return fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
-	return health.WriteTextfile(o.dir, o.name, run)
+	return write()
 }
 
 // lockWithin takes an exclusive flock on f, trying again every 20 ms until

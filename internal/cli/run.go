@@ -33,6 +33,7 @@ type runOpts struct {
 	textfileDir  string
 	detach       bool
 	output       string
+	reportOpts   // report.go: --ping, --push, --quiet-success, --jitter, --retries, --min-interval
 }
 
 func parseRun(args []string) (*runOpts, []string, error) {
@@ -40,6 +41,7 @@ func parseRun(args []string) (*runOpts, []string, error) {
 	fs := newFlags("run", "[flags] -- COMMAND [ARG...]")
 	o.lockFlags.register(fs.FlagSet)
 	o.notifyOpts.register(fs.FlagSet)
+	o.reportOpts.register(fs.FlagSet)
 	fs.Var(&o.wait, "wait", "how long to wait for a busy lock: 0 (do not wait), a `DURATION`, or forever")
 	fs.IntVar(&o.conflictExit, "conflict-exit", exitBusy, "exit `CODE` when the lock is busy or the wait timed out")
 	fs.BoolVar(&o.quiet, "quiet", false, "print nothing when the run is skipped because the lock is busy")
@@ -76,6 +78,9 @@ func parseRun(args []string) (*runOpts, []string, error) {
 		if err := checkListen(o.listen); err != nil {
 			return nil, nil, usagef("run: --listen %q: %v", o.listen, err)
 		}
+	}
+	if err := o.reportOpts.check(o.detach); err != nil {
+		return nil, nil, err
 	}
 	if parseOnly {
 		return nil, nil, errParsed
@@ -135,11 +140,24 @@ func (o *runOpts) run(argv []string, sigs <-chan os.Signal, h *daemon.Handle) er
 		return err
 	}
 	defer obs.close()
+	obs.rep = newReporter(&o.reportOpts, name, o.detach)
+	if err := o.sleepJitter(sigs); err != nil {
+		return err
+	}
 	le, err := o.acquire(lk, sigs, obs)
 	if err != nil {
 		return err
 	}
-	r := &runner{opts: o, lock: lk, lease: le, path: path, name: name, sigs: sigs, obs: obs, handle: h}
+	if o.notDue(le, path) { // --min-interval: exit 0, counted as skipped
+		if err := le.Release(); err != nil {
+			logf("%v", err)
+		}
+		obs.state.Released()
+		obs.notDue = true
+		obs.finish(health.JobRun{Result: health.ResultSkipped})
+		return nil
+	}
+	r := &runner{opts: o, lock: lk, lease: le, path: path, name: name, sigs: sigs, obs: obs, handle: h, rep: obs.rep}
 	return r.run(argv)
 }
 
@@ -160,6 +178,7 @@ func (o *runOpts) acquire(lk instance.Locker, sigs <-chan os.Signal, obs *observ
 		logToken(le.Token())
 	}
 	if errors.Is(err, instance.ErrHeld) {
+		obs.skipCode, obs.skipWhy = o.conflictExit, err // for --ping-skipped
 		if o.wait.d != 0 {
 			obs.state.Released() // the standby stops waiting
 			obs.finish(health.JobRun{Result: health.ResultSkipped})

@@ -37,6 +37,10 @@ type runner struct {
 	leaseStopped bool            // the tree was stopped because the lease was ending or lost
 	fg           bool            // the job's group was given the terminal
 	drained      <-chan struct{} // --output syslog: closed once the job's output is sent
+
+	rep         *reporter // report.go
+	deadline    time.Time // --timeout, across --retries
+	startFailed bool      // the last attempt could not start the job
 }
 
 // errTimeout is the cause of a job stopped by --timeout.
@@ -58,6 +62,9 @@ type enver interface {
 // lock is released only once the job's whole tree is gone, and the run's
 // report is written after that, so it never delays the release.
 func (r *runner) run(argv []string) error {
+	if r.rep == nil {
+		r.rep = newReporter(&r.opts.reportOpts, r.name, r.opts.detach)
+	}
 	var pf *pidfile.File
 	if r.opts.pidfile != "" {
 		var err error
@@ -66,7 +73,10 @@ func (r *runner) run(argv []string) error {
 			return fmt.Errorf("write PID file: %w", err)
 		}
 	}
-	run, err := r.supervise(argv)
+	run, err := r.attempts(argv)
+	if run.Result == health.ResultSuccess {
+		r.recordSuccess(run.Finished)
+	}
 	// Removed while the lock is still held, and only if it is ours.
 	if pf != nil {
 		if rerr := pf.Remove(); rerr != nil {
@@ -74,6 +84,7 @@ func (r *runner) run(argv []string) error {
 		}
 	}
 	r.releaseLease()
+	r.obs.state.Released()
 	r.obs.report(run)
 	return err
 }
@@ -87,12 +98,14 @@ func (r *runner) releaseLease() {
 // supervise runs the job to its end and returns its outcome.
 func (r *runner) supervise(argv []string) (health.JobRun, error) {
 	j, err := r.start(argv)
+	r.startFailed = err != nil
 	if err != nil {
-		run := health.JobRun{Result: health.ResultFailure, ExitCode: codeOf(err)}
+		run := health.JobRun{Result: health.ResultFailure, ExitCode: codeOf(err), Finished: time.Now()}
 		r.obs.jobEnded(run)
 		return run, err
 	}
 	r.obs.jobStarted(j.PID())
+	r.rep.started(r.obs.started)
 	if r.handle != nil && os.Getenv(daemon.NotifySocketEnv) == "" {
 		r.handle.Started() // the starting process exits 0 now
 	}
@@ -113,7 +126,12 @@ func (r *runner) supervise(argv []string) (health.JobRun, error) {
 // start builds the job's command and starts its tree.
 func (r *runner) start(argv []string) (*job.Job, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	stdout, stderr, closeOutputs, err := r.rep.outputs()
+	if err != nil {
+		return nil, exitf(exitInternal, "%s: job output: %v", r.path, err)
+	}
+	defer closeOutputs() // after the start: the job has its copies
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	env, err := r.opts.sd.jobEnv(os.Environ())
 	if err != nil {
 		return nil, err
@@ -198,8 +216,8 @@ func foregroundTTY() bool {
 // to end and killed when it ends, before the server can give it away.
 func (r *runner) watch(j *job.Job) job.Result {
 	var timeout <-chan time.Time
-	if r.opts.timeout > 0 {
-		t := time.NewTimer(r.opts.timeout)
+	if !r.deadline.IsZero() {
+		t := time.NewTimer(time.Until(r.deadline))
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -351,7 +369,7 @@ func (r *runner) relock(j *job.Job) <-chan struct{} {
 // status.
 func (r *runner) outcome(res job.Result) (health.JobRun, error) {
 	code := res.Status.ExitCode()
-	run := health.JobRun{ExitCode: code, Duration: time.Since(r.obs.started)}
+	run := health.JobRun{ExitCode: code, Duration: time.Since(r.obs.started), Finished: time.Now()}
 	switch {
 	case errors.Is(res.Cause, errTimeout):
 		run.Result = health.ResultTimeout

@@ -380,3 +380,27 @@ func TestForeignHolderKey(t *testing.T) {
 		t.Fatalf("run against the foreign holder: %d, want 75", code)
 	}
 }
+
+// --min-interval on an etcd lock: the last success travels in the lock's
+// last record, so a second run within the interval (from any host) exits 0
+// without running the job, and a failure does not count as a success.
+func TestMinIntervalThroughEtcd(t *testing.T) {
+	dir := t.TempDir()
+	name := "daily-" + fmt.Sprint(time.Now().UnixNano())
+	ran := filepath.Join(dir, "ran")
+	runJob := func(exit string) int {
+		code, _, errs := run(t, "run", "--etcd", endpoint, "--name", name, "--min-interval", "1h", "--", "sh", "-c", "echo x >> "+ran+"; exit "+exit)
+		t.Logf("exit %d %s", code, errs)
+		return code
+	}
+	runs := func() int { b, _ := os.ReadFile(ran); return strings.Count(string(b), "x") }
+	if code := runJob("1"); code != 1 || runs() != 1 {
+		t.Fatalf("a failure: exit %d, %d runs", code, runs())
+	}
+	if code := runJob("0"); code != 0 || runs() != 2 {
+		t.Fatalf("after a failure the job runs: exit %d, %d runs", code, runs())
+	}
+	if code := runJob("0"); code != 0 || runs() != 2 {
+		t.Fatalf("inside the interval: exit %d, %d runs; want 0 and no run", code, runs())
+	}
+}
