@@ -82,7 +82,9 @@ func removeImage(t *testing.T, image string) {
 func startContainer(t *testing.T, image string, opts []string, args ...string) string {
 	t.Helper()
 	name := uniqueName("c")
-	t.Cleanup(func() { exec.Command("podman", append(slicesClone(podmanGlobal), "rm", "-f", "-t", "0", name)...).Run() })
+	t.Cleanup(func() {
+		exec.Command("podman", append(slicesClone(podmanGlobal), "rm", "-f", "-t", "0", name)...).Run()
+	})
 	all := append([]string{"run", "-d", "--name", name}, podmanRun...)
 	all = append(append(all, opts...), image)
 	mustPodman(t, append(all, args...)...)
