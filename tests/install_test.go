@@ -99,7 +99,7 @@ func moduleProxy(t *testing.T, version string) string {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"list":             version + "\n",
+		"list":            version + "\n",
 		version + ".mod":  string(mod),
 		version + ".info": fmt.Sprintf(`{"Version":%q,"Time":%q}`, version, time.Now().UTC().Format(time.RFC3339)),
 	}
