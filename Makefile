@@ -7,7 +7,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 # Debian packages the tests drive as real peers.
-TEST_DEBS := util-linux bsdutils procps prometheus prometheus-node-exporter python3-yaml systemd wget file dash iproute2
+TEST_DEBS := util-linux bsdutils procps prometheus prometheus-node-exporter python3-yaml systemd wget file dash iproute2 \
+             podman runc lintian man-db bash-completion fish zsh
 
 # make image: the guard image, FROM scratch; CONTAINER may be docker.
 CONTAINER ?= podman
