@@ -60,9 +60,9 @@ func TestHelpParseOnly(t *testing.T) {
 	for args, want := range map[string]int{
 		"run --lock " + dir + "/x.lock -- touch " + dir + "/ran": 0,
 		"run --lock " + dir + "/x.lock --wait soon -- true":      64,
-		"completion bash":                                        0,
-		"completion tcsh":                                        64,
-		"status --name x --bogus":                                64,
+		"completion bash":         0,
+		"completion tcsh":         64,
+		"status --name x --bogus": 64,
 	} {
 		cmd := exec.Command(guardBin, strings.Fields(args)...)
 		cmd.Env = append(os.Environ(), "GUARD_PARSE_ONLY=1")
