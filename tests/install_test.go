@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guardkit/guard/internal/guardtest"
 )
 
 const modPath = "github.com/guardkit/guard"
@@ -259,3 +261,32 @@ func check(err error) {
 	}
 }
 `
+
+// go build in a git checkout: guard version reports the version (a
+// pseudo-version without a tag) and the revision the go command stamps from git.
+func TestBuildInCheckoutVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("clones the repository and builds guard")
+	}
+	guardtest.RequirePeer(t, "git", "git")
+	clone := filepath.Join(t.TempDir(), "guard")
+	if out, err := exec.Command("git", "clone", "-q", depRepo(t), clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	head, err := exec.Command("git", "-C", clone, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "guard")
+	cmd := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/guard")
+	cmd.Dir, cmd.Env = clone, append(os.Environ(), "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	r := run(t, bin, "version")
+	// v0.0.0-DATE-REVISION without a tag, the tag's version on a tag.
+	rev := strings.TrimSpace(string(head))
+	if !strings.HasPrefix(r.stdout, "guard v") || !strings.Contains(r.stdout, "revision "+rev) {
+		t.Errorf("guard version built in a checkout at %s: %q", rev, r.stdout)
+	}
+}
