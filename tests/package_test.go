@@ -170,6 +170,9 @@ COMP_WORDS=(guard st); COMP_CWORD=1; _guard; echo "3:${COMPREPLY[*]}"`
 	if zsh, err := exec.LookPath("zsh"); err != nil {
 		guardtest.Missing(t, "zsh not found (install the Debian package zsh)")
 	} else {
+		if r := run(t, zsh, "-n", "/usr/share/zsh/vendor-completions/_guard"); r.code != 0 {
+			t.Errorf("zsh -n _guard: %s", r.stderr)
+		}
 		dump := filepath.Join(t.TempDir(), "zcompdump")
 		r := run(t, zsh, "-f", "-c", "autoload -Uz compinit && compinit -u -d "+dump+" && print -r -- ${_comps[guard]}")
 		if strings.TrimSpace(r.stdout) != "_guard" {
