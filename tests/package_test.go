@@ -121,6 +121,11 @@ func TestDebInstall(t *testing.T) {
 			t.Errorf("%s version: exit %d, %q", bin, r.code, r.stdout)
 		}
 	}
+	// The examples name guard where the package put it.
+	if b, err := os.ReadFile("/usr/share/doc/guard/examples/systemd/backup.service"); err != nil ||
+		!strings.Contains(string(b), "ExecStart=/usr/bin/guard run") || strings.Contains(string(b), "/usr/local/bin/guard") {
+		t.Errorf("the packaged backup.service does not run /usr/bin/guard: %v\n%s", err, b)
+	}
 	// The man page, found by man itself and formatted without warnings.
 	if r := run(t, "man", "-w", "guard"); strings.TrimSpace(r.stdout) != "/usr/share/man/man1/guard.1.gz" {
 		t.Errorf("man -w guard: %q %q", r.stdout, r.stderr)

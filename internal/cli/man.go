@@ -128,7 +128,8 @@ status uses the LSB codes: 0 running (lock held), 1 not running but a PID file o
 - XDG_RUNTIME_DIR: for a user other than root, the default lock directory is $XDG_RUNTIME_DIR/guard.
 - GUARD_ETCD_ENDPOINTS: keep the lock in etcd (see guard-etcd).
 - GUARD_PARSE_ONLY: when 1, every command checks its command line and exits 0 without acting.
-- GUARD_LOCK, GUARD_NAME, GUARD_TOKEN: given to the job: the lock's path, the job's name and the fencing token, a number that strictly increases with every acquisition of the lock.
+- GUARD_SYSLOG_SOCKET: the syslog socket of --output syslog, instead of /dev/log.
+- GUARD_LOCK, GUARD_NAME, GUARD_TOKEN, GUARD_LOCK_FD: given to the job: the lock's path, the job's name, the fencing token (a number that strictly increases with every acquisition of the lock) and the descriptor of the lock file the job inherits.
 # FILES
 - /run/guard/NAME.lock: the lock file of --name NAME for root. PROG never deletes or replaces it: its inode is the lock.
 # EXAMPLES

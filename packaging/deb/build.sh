@@ -41,9 +41,15 @@ for p in $progs; do
 	"$bin/$p" completion fish >"$pkg/usr/share/fish/vendor_completions.d/$p.fish"
 done
 
-install -m 0644 "$repo"/deploy/systemd/*.service "$repo"/deploy/systemd/*.timer \
-	"$repo"/deploy/systemd/*.conf "$repo"/deploy/systemd/README.md "$doc/examples/systemd/"
-install -m 0644 "$repo"/deploy/cron/guard.cron "$repo"/deploy/cron/README.md "$doc/examples/cron/"
+# The examples as shipped in deploy/, with guard where this package puts it.
+for f in "$repo"/deploy/systemd/*.service "$repo"/deploy/systemd/*.timer \
+	"$repo"/deploy/systemd/*.conf "$repo"/deploy/systemd/README.md; do
+	sed 's#/usr/local/bin/guard\b#/usr/bin/guard#g' "$f" >"$doc/examples/systemd/${f##*/}"
+done
+for f in "$repo"/deploy/cron/guard.cron "$repo"/deploy/cron/README.md; do
+	sed 's#/usr/local/bin/guard\b#/usr/bin/guard#g' "$f" >"$doc/examples/cron/${f##*/}"
+done
+chmod 0644 "$doc"/examples/*/*
 install -m 0644 "$here/copyright" "$doc/copyright"
 gzip -9n <"$repo/README.md" >"$doc/README.md.gz"
 gzip -9n <"$repo/CHANGELOG.md" >"$doc/changelog.gz"
