@@ -5,12 +5,14 @@ package tests
 // the installed system finds them, and dpkg --purge.
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/guardkit/guard/internal/guardtest"
 )
@@ -182,6 +184,34 @@ COMP_WORDS=(guard st); COMP_CWORD=1; _guard; echo "3:${COMPREPLY[*]}"`
 		r := run(t, zsh, "-f", "-c", "autoload -Uz compinit && compinit -u -d "+dump+" && print -r -- ${_comps[guard]}")
 		if strings.TrimSpace(r.stdout) != "_guard" {
 			t.Errorf("zsh: compinit binds guard to %q, want _guard (%s)", r.stdout, r.stderr)
+		}
+		// An interactive zsh on a pseudo-terminal (zpty) lists the values
+		// of --leftovers, completes --conf to --conflict-exit and sta to
+		// status: zpty -r waits for the last expected word (and the test's
+		// deadline ends the wait if it never comes).
+		for line, want := range map[string][]string{
+			"guard run --leftovers \\t": {"ignore", "kill", "wait"},
+			"guard run --conf\\t":       {"--conflict-exit"},
+			"guard sta\\t":              {"status"},
+		} {
+			script := `zmodload zsh/zpty
+zpty z 'zsh -f -i'
+zpty -w z 'PS1="> "; autoload -Uz compinit; compinit -u -D; echo RE""ADY'
+zpty -r z line '*READY*'
+zpty -w -n z $'` + line + `'
+zpty -r z out '*` + want[len(want)-1] + `*'
+print -r -- "$out"
+zpty -d z`
+			ctx, cancel := context.WithTimeout(context.Background(), guardtest.Patience)
+			zc := exec.CommandContext(ctx, zsh, "-f", "-c", script)
+			zc.WaitDelay = time.Second // the zpty's shell may hold the pipe
+			out, err := zc.CombinedOutput()
+			cancel()
+			for _, w := range want {
+				if err != nil || !strings.Contains(string(out), w) {
+					t.Errorf("zsh: %q does not offer %q: %v %q", line, w, err, out)
+				}
+			}
 		}
 	}
 }
