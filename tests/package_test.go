@@ -168,11 +168,11 @@ COMP_WORDS=(guard run --leftovers =); COMP_CWORD=3; _guard; echo "5:${COMPREPLY[
 		// An empty home, so no user configuration (fish --no-config would
 		// skip the vendor completions too).
 		home := t.TempDir()
-		cmd := exec.Command(fish, "-c", "complete -C 'guard run --conf'; complete -C 'guard stat'")
+		cmd := exec.Command(fish, "-c", "complete -C 'guard run --conf'; complete -C 'guard stat'; complete -C 'guard run --name x -- slee'")
 		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home)
 		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "--conflict-exit") || !strings.Contains(string(out), "status") {
-			t.Errorf("fish completion: %v %q", err, out)
+		if err != nil || !strings.Contains(string(out), "--conflict-exit") || !strings.Contains(string(out), "status") || !strings.Contains(string(out), "sleep") {
+			t.Errorf("fish completion (--conflict-exit, status, the command sleep after --): %v %q", err, out)
 		}
 	}
 	// zsh: compinit finds _guard in the vendor directory and binds it.

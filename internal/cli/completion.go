@@ -222,6 +222,9 @@ func writeFish(w io.Writer) error {
 			fmt.Fprintf(&b, " -d '%s'\n", fishQuote(firstClause(f.usage)))
 		}
 		switch c.name {
+		case "run": // after --: a command, then its arguments
+			fmt.Fprintf(&b, "complete -c %s -n '__fish_seen_subcommand_from run; and test (commandline -opc)[-1] = --' -x -a '(__fish_complete_command)'\n", p)
+			fmt.Fprintf(&b, "complete -c %s -n '__fish_seen_subcommand_from run; and contains -- -- (commandline -opc); and not test (commandline -opc)[-1] = --' -F\n", p)
 		case "help":
 			fmt.Fprintf(&b, "complete -c %s %s -a '%s'\n", p, cond, strings.Join(names, " "))
 		case "completion":
