@@ -146,9 +146,10 @@ COMP_WORDS=(guard run --conf); COMP_CWORD=2; _guard; echo "1:${COMPREPLY[*]}"
 COMP_WORDS=(guard run --leftovers ""); COMP_CWORD=3; _guard; echo "2:${COMPREPLY[*]}"
 COMP_WORDS=(guard st); COMP_CWORD=1; _guard; echo "3:${COMPREPLY[*]}"
 COMP_WORDS=(guard status --lock = /usr/share/bash-compl); COMP_CWORD=4; _guard; echo "4:${COMPREPLY[*]}"
-COMP_WORDS=(guard run --leftovers =); COMP_CWORD=3; _guard; echo "5:${COMPREPLY[*]}"`
+COMP_WORDS=(guard run --leftovers =); COMP_CWORD=3; _guard; echo "5:${COMPREPLY[*]}"
+COMP_WORDS=(guard run --name x -- slee); COMP_CWORD=5; _guard; echo "6:${COMPREPLY[*]}"`
 	r := run(t, "bash", "--norc", "--noprofile", "-c", script)
-	for _, want := range []string{"complete -F _guard guard", "1:--conflict-exit", "2:kill wait ignore", "3:status stop", "4:/usr/share/bash-completion", "5:kill wait ignore"} {
+	for _, want := range []string{"complete -F _guard guard", "1:--conflict-exit", "2:kill wait ignore", "3:status stop", "4:/usr/share/bash-completion", "5:kill wait ignore", "6:sleep"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("bash completion: no %q in %q (%s)", want, r.stdout, r.stderr)
 		}
