@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,6 +143,32 @@ func TestImageGuard(t *testing.T) {
 	}
 	if c.Size > 20e6 {
 		t.Errorf("the image is %d bytes: more than guard alone", c.Size)
+	}
+	// The files: root's, nothing writable by others but the sticky lock
+	// directory and /tmp.
+	root := mustPodman(t, "image", "mount", image)
+	t.Cleanup(func() { podman(t, "image", "unmount", image) })
+	var paths []string
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		paths = append(paths, rel)
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("%s: owned by %d:%d, want root", rel, st.Uid, st.Gid)
+		}
+		sticky := rel == "run/guard" || rel == "tmp"
+		if ww := fi.Mode()&0o002 != 0; ww != sticky || sticky && fi.Mode()&os.ModeSticky == 0 {
+			t.Errorf("%s: mode %v", rel, fi.Mode())
+		}
+		return nil
+	})
+	want := ". etc etc/group etc/passwd run run/guard tmp usr usr/local usr/local/bin usr/local/bin/guard"
+	if got := strings.Join(paths, " "); got != want {
+		t.Errorf("the image holds %s, want %s", got, want)
 	}
 	for _, user := range []string{"", "65534", "12345:12345"} {
 		opts := []string{"--rm"}
