@@ -158,7 +158,12 @@ func isBool(f *flag.Flag) bool {
 
 // isZero reports whether the flag's default is its type's zero value,
 // which help texts do not show (as flag.PrintDefaults).
-func isZero(f *flag.Flag) bool {
+func isZero(f *flag.Flag) (zero bool) {
+	defer func() {
+		if recover() != nil { // a Value whose zero value cannot print itself
+			zero = slices.Contains([]string{"", "0", "0s", "false"}, f.DefValue)
+		}
+	}()
 	t := reflect.TypeOf(f.Value)
 	var z reflect.Value
 	if t.Kind() == reflect.Pointer {
@@ -166,8 +171,7 @@ func isZero(f *flag.Flag) bool {
 	} else {
 		z = reflect.Zero(t)
 	}
-	zero := z.Interface().(flag.Value).String()
-	return f.DefValue == zero || slices.Contains([]string{"", "0", "0s", "false"}, f.DefValue)
+	return f.DefValue == z.Interface().(flag.Value).String() || slices.Contains([]string{"", "0", "0s", "false"}, f.DefValue)
 }
 
 // wrap breaks text into lines of at most width characters, at spaces.
