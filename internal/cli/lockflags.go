@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,35 +28,6 @@ func (lf *lockFlags) register(fs *flag.FlagSet) {
 	if backend != nil {
 		backend.Flags(fs)
 	}
-}
-
-// flagSet is a subcommand's FlagSet that reports errors instead of exiting:
-// a parse error is one line; the full usage is printed only for -h.
-type flagSet struct {
-	*flag.FlagSet
-	synopsis string
-}
-
-func newFlags(name, synopsis string) *flagSet {
-	fs := &flagSet{flag.NewFlagSet(name, flag.ContinueOnError), synopsis}
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return fs
-}
-
-// parse parses args and turns a flag error into a usage error.
-func (fs *flagSet) parse(args []string) error {
-	err := fs.Parse(args)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(os.Stdout)
-		fmt.Printf("usage: guard %s %s\n", fs.Name(), fs.synopsis)
-		fs.PrintDefaults()
-		return silent(0)
-	}
-	return usagef("%s: %v (see 'guard %s -h')", fs.Name(), err, fs.Name())
 }
 
 // validName accepts job names that are safe as file names and metric values.

@@ -468,3 +468,6 @@ func (s *sdNotifier) pass(m daemon.RelayMessage) {
 	}
 	s.send(keep...)
 }
+
+// choices lists the words, for help, the man page and completions.
+func (f choiceFlag) choices() []string { return f.words }

@@ -15,7 +15,7 @@ import (
 func stopCmd(args []string) error {
 	var t targetFlags
 	timeout, killWait := 10*time.Second, 5*time.Second
-	fs := newFlags("stop", "[--lock PATH | --name NAME | --pidfile PATH [--exec PATH]] [--timeout D]")
+	fs := newFlags("stop", "[--lock PATH | --name NAME | --pidfile PATH [--exec PATH]] [--timeout DURATION]")
 	t.register(fs)
 	fs.Var(durationFlag{&timeout}, "timeout", "how long to wait after SIGTERM before sending SIGKILL")
 	fs.Var(durationFlag{&killWait}, "kill-wait", "how long to wait after SIGKILL before giving up")

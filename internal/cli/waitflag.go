@@ -99,3 +99,9 @@ func (f modeFlag) Set(s string) error {
 	*f.m = os.FileMode(n)
 	return nil
 }
+
+// placeholder names a duration in help texts, as time.Duration flags do.
+func (durationFlag) placeholder() string { return "DURATION" }
+
+// choices are --leftovers' values, for help texts and completions.
+func (policyFlag) choices() []string { return []string{"kill", "wait", "ignore"} }
