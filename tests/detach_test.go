@@ -166,7 +166,7 @@ func TestDetachOutputSyslog(t *testing.T) {
 	}
 	for l, m := range got {
 		// Facility daemon (3), severity info (6): PRI 30; tagged with the job.
-		if !strings.HasPrefix(m, "<30>") || !strings.Contains(m, "github.com/guardkit/guard/nightly[") {
+		if !strings.HasPrefix(m, "<30>") || !strings.Contains(m, " guard/nightly[") {
 			t.Errorf("%s arrived as %q", l, m)
 		}
 	}

@@ -25,16 +25,13 @@ type Backend interface {
 	Open(lock, name string, argv []string) (lk instance.Locker, path string, err error)
 }
 
-// backend is the Config's Backend, or nil for local lock files.
-var backend Backend
-
 // etcdBinary serves every command whose lock lives in etcd.
 const etcdBinary = "guard-etcd"
 
 // wantsEtcd reports whether the command line or the environment asks for
 // the etcd backend (--etcd, or GUARD_ETCD_ENDPOINTS).
-func wantsEtcd(args []string) bool {
-	if os.Getenv("GUARD_ETCD_ENDPOINTS") != "" {
+func (c *CLI) wantsEtcd(args []string) bool {
+	if c.getenv("GUARD_ETCD_ENDPOINTS") != "" {
 		return true
 	}
 	for _, a := range args {
@@ -51,7 +48,7 @@ func wantsEtcd(args []string) bool {
 // handOver replaces this process with guard-etcd, found beside this
 // binary or in PATH, running the same command line. It returns only on
 // failure.
-func handOver(args []string) error {
+func (c *CLI) handOver(args []string) error {
 	bin := ""
 	if exe, err := os.Executable(); err == nil {
 		if p := filepath.Join(filepath.Dir(exe), etcdBinary); isExecutable(p) {
@@ -65,7 +62,7 @@ func handOver(args []string) error {
 		}
 		bin = p
 	}
-	err := syscall.Exec(bin, append([]string{etcdBinary}, args...), os.Environ())
+	err := syscall.Exec(bin, append([]string{etcdBinary}, args...), c.environ())
 	return fmt.Errorf("exec %s: %w", bin, err)
 }
 
@@ -78,7 +75,7 @@ func isExecutable(p string) bool {
 // the job's name; for local files it creates the default directory if
 // needed.
 func (lf *lockFlags) open(argv []string) (instance.Locker, string, string, error) {
-	if backend == nil {
+	if lf.c.backend == nil {
 		path, name, err := lf.resolve()
 		if err != nil {
 			return nil, "", "", err
@@ -95,7 +92,7 @@ func (lf *lockFlags) open(argv []string) (instance.Locker, string, string, error
 	case name == "":
 		name = filepath.Base(lf.lock)
 	}
-	lk, path, err := backend.Open(lf.lock, name, argv)
+	lk, path, err := lf.c.backend.Open(lf.lock, name, argv)
 	return lk, path, name, err
 }
 

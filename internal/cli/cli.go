@@ -24,16 +24,52 @@ type Config struct {
 	Backend Backend
 }
 
-// Main runs the command line args (without the program name) and returns
-// the process exit code.
+// CLI is one run of the command line: where it prints, the environment it
+// reads, the lock backend, and guard's own log lines. Nothing else in the
+// package holds state: every command is a method of the CLI that runs it.
+type CLI struct {
+	stdout, stderr *os.File // the job inherits them, so files, not writers
+	getenv         func(string) string
+	environ        func() []string
+	backend        Backend
+	version        string
+	parseOnly      bool // GUARD_PARSE_ONLY=1: check the command line, act on nothing
+	log            *logger
+	// describing, while flagsOf runs a command, receives the command's
+	// flag set at its parse, complete with every flag the command
+	// registers; the command then returns errDescribed without acting.
+	describing func(*flagSet)
+}
+
+// New returns the CLI of this process: its stdio and environment, and the
+// binary's Config.
+func New(cfg Config) *CLI {
+	return &CLI{
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		getenv:    os.Getenv,
+		environ:   os.Environ,
+		backend:   cfg.Backend,
+		version:   resolveVersion(cfg.Version),
+		parseOnly: os.Getenv("GUARD_PARSE_ONLY") == "1",
+		log:       newLogger(),
+	}
+}
+
+// Main runs the command line args (without the program name) in this
+// process and returns its exit code.
 func Main(args []string, cfg Config) int {
 	if code, ok := job.RunInit(); ok { // the init of a run's PID namespace
 		return code
 	}
-	version = resolveVersion(cfg.Version)
-	backend = cfg.Backend
-	if backend == nil && wantsEtcd(args) {
-		return report(handOver(args))
+	return New(cfg).Main(args)
+}
+
+// Main runs the command line args (without the program name) and returns
+// the exit code.
+func (c *CLI) Main(args []string) int {
+	if c.backend == nil && c.wantsEtcd(args) {
+		return c.report(c.handOver(args))
 	}
 	// A reader of guard's output that went away (guard status | head -0)
 	// must not kill guard, nor, through Pdeathsig, a running job: a caught
@@ -41,9 +77,9 @@ func Main(args []string, cfg Config) int {
 	// the job starts with SIGPIPE at its default.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	if err := checkFDLimit(); err != nil {
-		return report(err)
+		return c.report(err)
 	}
-	return dispatch(args)
+	return c.dispatch(args)
 }
 
 // minFDs is the fewest open files guard works with: stdio, the Go
@@ -73,7 +109,7 @@ func notifyRunSignals(c chan<- os.Signal) { signal.Notify(c, runSignals...) }
 // them, a one-line summary, and the function that runs it.
 type command struct {
 	name, args, summary string
-	run                 func([]string) error
+	run                 func(*CLI, []string) error
 	hidden              bool // not in the usage (guard man)
 }
 
@@ -84,14 +120,14 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{name: "run", args: "[flags] -- COMMAND [ARG...]", summary: "run COMMAND while holding the lock", run: runCmd},
-		{name: "status", args: "[flags]", summary: "who holds the lock (LSB exit codes)", run: statusCmd},
-		{name: "stop", args: "[flags]", summary: "stop the holder: signal, wait, escalate", run: stopCmd},
-		{name: "reload", args: "[flags]", summary: "send SIGHUP to the holder", run: reloadCmd},
-		{name: "version", summary: "print the version and build information", run: versionCmd},
-		{name: "help", args: "[COMMAND]", summary: "print the usage, or a command's flags", run: helpCmd},
-		{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script", run: completionCmd},
-		{name: "man", summary: "print the man page (roff)", run: manCmd, hidden: true},
+		{name: "run", args: "[flags] -- COMMAND [ARG...]", summary: "run COMMAND while holding the lock", run: (*CLI).runCmd},
+		{name: "status", args: "[flags]", summary: "who holds the lock (LSB exit codes)", run: (*CLI).statusCmd},
+		{name: "stop", args: "[flags]", summary: "stop the holder: signal, wait, escalate", run: (*CLI).stopCmd},
+		{name: "reload", args: "[flags]", summary: "send SIGHUP to the holder", run: (*CLI).reloadCmd},
+		{name: "version", summary: "print the version and build information", run: (*CLI).versionCmd},
+		{name: "help", args: "[COMMAND]", summary: "print the usage, or a command's flags", run: (*CLI).helpCmd},
+		{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script", run: (*CLI).completionCmd},
+		{name: "man", summary: "print the man page (roff)", run: (*CLI).manCmd, hidden: true},
 	}
 }
 
@@ -105,75 +141,75 @@ func lookup(name string) (command, bool) {
 }
 
 // usage is the top-level usage text.
-func usage() string {
+func (c *CLI) usage() string {
 	var b strings.Builder
 	b.WriteString("usage:\n")
 	nameW, argsW := 0, 0
-	for _, c := range commands {
-		if !c.hidden {
-			nameW, argsW = max(nameW, len(c.name)), max(argsW, len(c.args))
+	for _, cmd := range commands {
+		if !cmd.hidden {
+			nameW, argsW = max(nameW, len(cmd.name)), max(argsW, len(cmd.args))
 		}
 	}
-	for _, c := range commands {
-		if !c.hidden {
-			fmt.Fprintf(&b, "  %s %-*s %-*s   %s\n", progName(), nameW, c.name, argsW, c.args, c.summary)
+	prog := c.progName()
+	for _, cmd := range commands {
+		if !cmd.hidden {
+			fmt.Fprintf(&b, "  %s %-*s %-*s   %s\n", prog, nameW, cmd.name, argsW, cmd.args, cmd.summary)
 		}
 	}
-	fmt.Fprintf(&b, "Run '%s help COMMAND' or '%s COMMAND --help' for the flags of a command; '%s --version' for the version.", progName(), progName(), progName())
+	fmt.Fprintf(&b, "Run '%s help COMMAND' or '%s COMMAND --help' for the flags of a command; '%s --version' for the version.", prog, prog, prog)
 	return b.String()
 }
 
 // progName is the binary's name in help texts: guard-etcd when it keeps
 // the locks in a backend.
-func progName() string {
-	if backend != nil {
+func (c *CLI) progName() string {
+	if c.backend != nil {
 		return etcdBinary
 	}
 	return "guard"
 }
 
 // dispatch runs one subcommand and returns the process exit code.
-func dispatch(args []string) int {
+func (c *CLI) dispatch(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, usage())
+		fmt.Fprintln(c.stderr, c.usage())
 		return exitUsage
 	}
 	switch args[0] {
 	case "-h", "-help", "--help":
-		fmt.Println(usage())
+		fmt.Fprintln(c.stdout, c.usage())
 		return 0
 	case "-version", "--version":
 		args = append([]string{"version"}, args[1:]...)
 	}
 	cmd, ok := lookup(args[0])
 	if !ok {
-		fmt.Fprintf(os.Stderr, "%s: unknown command %q (see '%s help')\n", progName(), args[0], progName())
+		fmt.Fprintf(c.stderr, "%s: unknown command %q (see '%s help')\n", c.progName(), args[0], c.progName())
 		return exitUsage
 	}
-	return report(cmd.run(args[1:]))
+	return c.report(cmd.run(c, args[1:]))
 }
 
 // helpCmd prints the usage, or with a command's name that command's
 // flags, as COMMAND --help does.
-func helpCmd(args []string) error {
-	fs := newFlags("help", "[COMMAND]")
+func (c *CLI) helpCmd(args []string) error {
+	fs := c.newFlags("help", "[COMMAND]")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	switch fs.NArg() {
 	case 0:
-		fmt.Println(usage())
+		fmt.Fprintln(c.stdout, c.usage())
 		return nil
 	case 1:
 	default:
 		return usagef("help: want one COMMAND, got %q", fs.Args())
 	}
-	c, ok := lookup(fs.Arg(0))
+	cmd, ok := lookup(fs.Arg(0))
 	if !ok {
 		return usagef("help: unknown command %q (one of %s)", fs.Arg(0), strings.Join(commandNames(), ", "))
 	}
-	f := flagsOf(c)
-	f.printUsage(os.Stdout)
+	c.flagsOf(cmd).printUsage(c.stdout)
 	return nil
 }
 
@@ -187,11 +223,6 @@ func commandNames() []string {
 	}
 	return names
 }
-
-// parseOnly is set by GUARD_PARSE_ONLY=1: every command checks its command
-// line and exits 0 without acting, so deploy files can be checked against
-// the real binary.
-var parseOnly = os.Getenv("GUARD_PARSE_ONLY") == "1"
 
 // errParsed ends a command whose command line was checked in parse-only mode.
 var errParsed = silent(0)

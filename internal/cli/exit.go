@@ -74,14 +74,11 @@ func codeOf(err error) int {
 }
 
 // report prints err as one line on stderr and returns its exit code.
-func report(err error) int {
+func (c *CLI) report(err error) int {
 	code := codeOf(err)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, errPrinted) {
 		return code
 	}
-	if errors.Is(err, errPrinted) {
-		return code
-	}
-	logError(err.Error())
+	c.log.error(err.Error())
 	return code
 }

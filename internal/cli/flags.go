@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -19,37 +18,34 @@ import (
 type flagSet struct {
 	*flag.FlagSet
 	synopsis string
+	c        *CLI
 }
 
-func newFlags(name, synopsis string) *flagSet {
-	fs := &flagSet{flag.NewFlagSet(name, flag.ContinueOnError), synopsis}
+func (c *CLI) newFlags(name, synopsis string) *flagSet {
+	fs := &flagSet{flag.NewFlagSet(name, flag.ContinueOnError), synopsis, c}
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	return fs
 }
 
-// describing, while flagsOf runs a command, receives the command's flag
-// set at its parse, complete with every flag the command registers, and
-// the command returns errDescribed without parsing or acting.
-var describing func(*flagSet)
-
 var errDescribed = errors.New("described")
 
-// flagsOf returns the flag set command c parses.
-func flagsOf(c command) *flagSet {
+// flagsOf returns the flag set command cmd parses, by running it on a CLI
+// whose describing hook ends it at its parse.
+func (c *CLI) flagsOf(cmd command) *flagSet {
 	var got *flagSet
-	describing = func(fs *flagSet) { got = fs }
-	defer func() { describing = nil }()
-	if err := c.run(nil); !errors.Is(err, errDescribed) || got == nil {
-		panic(fmt.Sprintf("command %s did not parse a flag set (%v)", c.name, err))
+	d := *c
+	d.describing = func(fs *flagSet) { got = fs }
+	if err := cmd.run(&d, nil); !errors.Is(err, errDescribed) || got == nil {
+		panic(fmt.Sprintf("command %s did not parse a flag set (%v)", cmd.name, err))
 	}
 	return got
 }
 
 // parse parses args and turns a flag error into a usage error.
 func (fs *flagSet) parse(args []string) error {
-	if describing != nil {
-		describing(fs)
+	if fs.c.describing != nil {
+		fs.c.describing(fs)
 		return errDescribed
 	}
 	err := fs.Parse(args)
@@ -57,10 +53,10 @@ func (fs *flagSet) parse(args []string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, flag.ErrHelp):
-		fs.printUsage(os.Stdout)
+		fs.printUsage(fs.c.stdout)
 		return silent(0)
 	}
-	return usagef("%s: %s (see '%s %s --help')", fs.Name(), gnuFlags(err.Error()), progName(), fs.Name())
+	return usagef("%s: %s (see '%s %s --help')", fs.Name(), gnuFlags(err.Error()), fs.c.progName(), fs.Name())
 }
 
 // gnuFlags rewrites the flag package's "-name" in its error messages as
@@ -71,9 +67,9 @@ var singleDash = regexp.MustCompile(`(: | flag | for )-(\w)`)
 
 // printUsage prints the command's synopsis, summary and flags, GNU style.
 func (fs *flagSet) printUsage(w io.Writer) {
-	fmt.Fprintf(w, "usage: %s\n", strings.TrimSpace(progName()+" "+fs.Name()+" "+fs.synopsis))
-	if c, ok := lookup(fs.Name()); ok {
-		fmt.Fprintf(w, "\n%s.\n", capitalize(c.summary))
+	fmt.Fprintf(w, "usage: %s\n", strings.TrimSpace(fs.c.progName()+" "+fs.Name()+" "+fs.synopsis))
+	if cmd, ok := lookup(fs.Name()); ok {
+		fmt.Fprintf(w, "\n%s.\n", capitalize(cmd.summary))
 	}
 	flags := fs.flags()
 	if len(flags) == 0 {

@@ -109,7 +109,7 @@ func TestParseRunErrors(t *testing.T) {
 		{"--name", "x", "--kill-after", "-1s", "--", "true"},
 		{"--name", "x", "--no-such-flag", "--", "true"},
 	} {
-		_, _, err := parseRun(args)
+		_, _, err := New(Config{}).parseRun(args)
 		if codeOf(err) != exitUsage {
 			t.Errorf("parseRun(%q) = %v (exit %d), want a usage error", args, err, codeOf(err))
 		}
@@ -119,7 +119,7 @@ func TestParseRunErrors(t *testing.T) {
 // stop --force breaks only locks kept in etcd: on a local lock it is a
 // usage error, and nothing is looked at or signalled.
 func TestStopForceIsForEtcd(t *testing.T) {
-	if code := codeOf(stopCmd([]string{"--force", "--lock", t.TempDir() + "/x.lock"})); code != exitUsage {
+	if code := codeOf(New(Config{}).stopCmd([]string{"--force", "--lock", t.TempDir() + "/x.lock"})); code != exitUsage {
 		t.Fatalf("stop --force on a file lock: exit %d, want %d", code, exitUsage)
 	}
 }

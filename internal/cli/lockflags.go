@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -19,14 +18,16 @@ type lockFlags struct {
 	name     string
 	allowNet bool
 	mode     os.FileMode // guard run --lock-mode; 0 means instance.DefaultMode
+	c        *CLI        // the command line they were parsed by
 }
 
-func (lf *lockFlags) register(fs *flag.FlagSet) {
+func (lf *lockFlags) register(fs *flagSet) {
+	lf.c = fs.c
 	fs.StringVar(&lf.lock, "lock", "", "lock file `PATH`")
 	fs.StringVar(&lf.name, "name", "", "job `NAME` (logs, metrics); picks NAME.lock in the default directory when --lock is absent")
 	fs.BoolVar(&lf.allowNet, "allow-network-fs", false, "allow a lock file on a network file system (NFS, CIFS, ...)")
-	if backend != nil {
-		backend.Flags(fs)
+	if lf.c.backend != nil {
+		lf.c.backend.Flags(fs.FlagSet)
 	}
 }
 
@@ -60,7 +61,7 @@ func (lf *lockFlags) resolve() (path, name string, err error) {
 	if lf.name == "" {
 		return "", "", usagef("need --lock PATH or --name NAME")
 	}
-	dir, err := defaultDir()
+	dir, err := defaultDir(lf.c.getenv)
 	if err != nil {
 		return "", "", err
 	}
@@ -73,12 +74,12 @@ func (lf *lockFlags) resolve() (path, name string, err error) {
 // user controls is refused (78), and the directory is created with mkdirat
 // in its checked parent, mode 0755 for root and 0700 otherwise, whatever
 // the umask.
-func defaultDir() (string, error) {
-	dir, mode := os.Getenv("GUARD_DIR"), os.FileMode(0o755)
+func defaultDir(getenv func(string) string) (string, error) {
+	dir, mode := getenv("GUARD_DIR"), os.FileMode(0o755)
 	if dir == "" {
 		if os.Geteuid() == 0 {
 			dir = "/run/guard"
-		} else if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+		} else if x := getenv("XDG_RUNTIME_DIR"); x != "" {
 			dir, mode = filepath.Join(x, "guard"), 0o700
 		} else {
 			return "", exitf(exitCantCreate, "no default lock directory: XDG_RUNTIME_DIR is not set; use --lock PATH or set GUARD_DIR")

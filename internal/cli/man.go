@@ -3,46 +3,45 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
 // manCmd prints the man page guard(1) in roff, made from the commands'
 // own flag sets (make man; the .deb ships it). Hidden from the usage.
-func manCmd(args []string) error {
-	fs := newFlags("man", "")
+func (c *CLI) manCmd(args []string) error {
+	fs := c.newFlags("man", "")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("man: unexpected argument %q", fs.Arg(0))
 	}
-	return writeMan(os.Stdout)
+	return c.writeMan(c.stdout)
 }
 
 // writeMan writes the man page. Its prose is fixed here; its synopsis,
 // commands and flags come from the command table and the flag sets.
-func writeMan(w io.Writer) error {
-	p := progName()
+func (c *CLI) writeMan(w io.Writer) error {
+	p := c.progName()
 	var b strings.Builder
-	fmt.Fprintf(&b, ".TH %s 1 \"\" %s \"User Commands\"\n", strings.ToUpper(p), roffQuote(p+" "+version))
+	fmt.Fprintf(&b, ".TH %s 1 \"\" %s \"User Commands\"\n", strings.ToUpper(p), roffQuote(p+" "+c.version))
 	fmt.Fprintf(&b, ".SH NAME\n%s \\- run a command while holding a single\\-instance lock, and tell and control who holds it\n", roff(p))
 	b.WriteString(".SH SYNOPSIS\n.nf\n")
-	for _, c := range commands {
-		if !c.hidden {
-			fmt.Fprintf(&b, "\\fB%s %s\\fR %s\n", roff(p), roff(c.name), roff(c.args))
+	for _, cmd := range commands {
+		if !cmd.hidden {
+			fmt.Fprintf(&b, "\\fB%s %s\\fR %s\n", roff(p), roff(cmd.name), roff(cmd.args))
 		}
 	}
 	b.WriteString(".fi\n")
-	b.WriteString(roffText(manDescription(p)))
+	b.WriteString(roffText(c.manDescription(p)))
 	b.WriteString(".SH COMMANDS\n")
-	for _, c := range commands {
-		if c.hidden {
+	for _, cmd := range commands {
+		if cmd.hidden {
 			continue
 		}
-		fmt.Fprintf(&b, ".SS %s\n", roffQuote(strings.TrimSpace(p+" "+c.name+" "+c.args)))
-		fmt.Fprintf(&b, "%s.\n", roff(capitalize(c.summary)))
-		for _, f := range flagsOf(c).flags() {
+		fmt.Fprintf(&b, ".SS %s\n", roffQuote(strings.TrimSpace(p+" "+cmd.name+" "+cmd.args)))
+		fmt.Fprintf(&b, "%s.\n", roff(capitalize(cmd.summary)))
+		for _, f := range c.flagsOf(cmd).flags() {
 			b.WriteString(".TP\n")
 			fmt.Fprintf(&b, "\\fB\\-\\-%s\\fR", roff(f.name))
 			if f.value != "" {
@@ -95,9 +94,9 @@ func roffText(text string) string {
 	return b.String()
 }
 
-func manDescription(p string) string {
+func (c *CLI) manDescription(p string) string {
 	handover := "A command line with --etcd, or GUARD_ETCD_ENDPOINTS in the environment, is handed over to guard-etcd(1), which keeps the lock in etcd."
-	if backend != nil {
+	if c.backend != nil {
 		handover = "guard-etcd keeps the lock in etcd: --etcd ENDPOINTS or GUARD_ETCD_ENDPOINTS names the cluster, and the lock is a key prefix (--lock KEY, or /guard/NAME/). guard(1) hands any command line that asks for etcd over to it."
 	}
 	return strings.ReplaceAll(strings.ReplaceAll(`

@@ -43,15 +43,16 @@ func manSections(t *testing.T, page string) map[string][]string {
 // The man page lists, under each command, exactly the flags of the flag
 // set that command parses; each completion script offers them too.
 func TestManAndCompletionsListEveryFlag(t *testing.T) {
+	c := New(Config{})
 	var man strings.Builder
-	if err := writeMan(&man); err != nil {
+	if err := c.writeMan(&man); err != nil {
 		t.Fatal(err)
 	}
 	sections := manSections(t, man.String())
 	scripts := map[string]func(*strings.Builder) error{
-		"bash": func(b *strings.Builder) error { return writeBash(b) },
-		"zsh":  func(b *strings.Builder) error { return writeZsh(b) },
-		"fish": func(b *strings.Builder) error { return writeFish(b) },
+		"bash": func(b *strings.Builder) error { return c.writeBash(b) },
+		"zsh":  func(b *strings.Builder) error { return c.writeZsh(b) },
+		"fish": func(b *strings.Builder) error { return c.writeFish(b) },
 	}
 	text := map[string]string{}
 	for sh, gen := range scripts {
@@ -62,22 +63,22 @@ func TestManAndCompletionsListEveryFlag(t *testing.T) {
 		text[sh] = b.String()
 	}
 	n := 0
-	for _, c := range commands {
-		if c.hidden {
-			if _, ok := sections[c.name]; ok {
-				t.Errorf("the man page lists the hidden command %s", c.name)
+	for _, cmd := range commands {
+		if cmd.hidden {
+			if _, ok := sections[cmd.name]; ok {
+				t.Errorf("the man page lists the hidden command %s", cmd.name)
 			}
 			continue
 		}
-		listed, ok := sections[c.name]
+		listed, ok := sections[cmd.name]
 		if !ok {
-			t.Errorf("the man page has no section for %s", c.name)
+			t.Errorf("the man page has no section for %s", cmd.name)
 			continue
 		}
 		var want []string
-		flagsOf(c).VisitAll(func(f *flag.Flag) { want = append(want, f.Name) })
+		c.flagsOf(cmd).VisitAll(func(f *flag.Flag) { want = append(want, f.Name) })
 		if strings.Join(listed, " ") != strings.Join(want, " ") {
-			t.Errorf("man page, %s: lists %v, the flag set has %v", c.name, listed, want)
+			t.Errorf("man page, %s: lists %v, the flag set has %v", cmd.name, listed, want)
 		}
 		for _, name := range want {
 			n++
@@ -89,10 +90,10 @@ func TestManAndCompletionsListEveryFlag(t *testing.T) {
 				case "zsh":
 					needle = "'--" + name
 				case "fish":
-					needle = "__fish_seen_subcommand_from " + c.name + "' -l " + name + " "
+					needle = "__fish_seen_subcommand_from " + cmd.name + "' -l " + name + " "
 				}
 				if !strings.Contains(s, needle) {
-					t.Errorf("%s completion: no %q for %s", sh, needle, c.name)
+					t.Errorf("%s completion: no %q for %s", sh, needle, cmd.name)
 				}
 			}
 		}
@@ -107,8 +108,9 @@ func TestManAndCompletionsListEveryFlag(t *testing.T) {
 // flag registered on a set no command parses would be missing from both.
 func TestEveryRegisteredFlagIsDocumented(t *testing.T) {
 	inSets := map[string]bool{}
-	for _, c := range commands {
-		flagsOf(c).VisitAll(func(f *flag.Flag) { inSets[f.Name] = true })
+	c := New(Config{})
+	for _, cmd := range commands {
+		c.flagsOf(cmd).VisitAll(func(f *flag.Flag) { inSets[f.Name] = true })
 	}
 	files, err := filepath.Glob("*.go")
 	if err != nil {

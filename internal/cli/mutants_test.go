@@ -40,12 +40,13 @@ func (l *checkedLease) Release() error {
 // when dir is not empty.
 func newRun(t *testing.T, le instance.Lease, dir string) *runner {
 	t.Helper()
-	obs, err := newObserver("", dir, filepath.Join(t.TempDir(), "x.lock"), "x")
+	obs, err := New(Config{}).newObserver("", dir, filepath.Join(t.TempDir(), "x.lock"), "x")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := &runOpts{killAfter: time.Minute, textfileDir: dir}
-	o.sd = newNotifier(notifyGuard) // what begin makes; the lease is held
+	o.c = obs.c
+	o.sd = newNotifier(o.c, notifyGuard) // what begin makes; the lease is held
 	o.sd.acquired()
 	t.Cleanup(o.sd.close)
 	return &runner{opts: o, lease: le, path: "/guard/x", name: "x", sigs: make(chan os.Signal), obs: obs}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -65,66 +64,14 @@ func (f choiceFlag) Set(s string) error {
 
 // begin sets guard's log format and prepares the run's voice to systemd;
 // its watchdog runs until end.
-func (n *notifyOpts) begin() {
-	setLogFormat(n.logFormat)
-	n.sd = newNotifier(n.notify)
+func (n *notifyOpts) begin(c *CLI) {
+	c.log.setFormat(n.logFormat)
+	n.sd = newNotifier(c, n.notify)
 	n.sd.start()
 }
 
 // end stops the watchdog and the relay.
 func (n *notifyOpts) end() { n.sd.close() }
-
-// Log lines. guard's own lines go through the daemon kit's handlers: plain
-// "guard: message" lines (text) or JSON objects, with journald's "<N>"
-// priority prefix when stderr is the journal.
-var (
-	stderrMu   sync.Mutex
-	stderrLog  = slog.New(daemon.NewStderrMessageHandler("guard: ", nil))
-	stderrBase *slog.Logger // JSON: the logger without the token
-	jsonLog    bool
-)
-
-func stderrLogger() *slog.Logger {
-	stderrMu.Lock()
-	defer stderrMu.Unlock()
-	return stderrLog
-}
-
-// setLogFormat switches guard's stderr lines to format (text or json).
-func setLogFormat(format string) {
-	if format != "json" {
-		return
-	}
-	stderrMu.Lock()
-	defer stderrMu.Unlock()
-	jsonLog = true
-	stderrBase = slog.New(daemon.NewStderrJSONHandler(nil)).With("pid", os.Getpid())
-	stderrLog = stderrBase
-}
-
-// logName adds the job's name to guard's JSON lines; text lines carry the
-// lock's path in their words already.
-func logName(name string) {
-	stderrMu.Lock()
-	defer stderrMu.Unlock()
-	if jsonLog {
-		stderrBase = stderrBase.With("name", name)
-		stderrLog = stderrBase
-	}
-}
-
-// logToken sets the token of guard's JSON lines: the lease's, from the
-// moment the lock is held (again).
-func logToken(token uint64) {
-	stderrMu.Lock()
-	defer stderrMu.Unlock()
-	if jsonLog {
-		stderrLog = stderrBase.With("token", token)
-	}
-}
-
-// logError logs the one line of a command that failed.
-func logError(msg string) { stderrLogger().Error(msg) }
 
 // The phases the watchdog and readiness depend on.
 const (
@@ -142,6 +89,7 @@ const extendMargin = 5 * time.Second
 // sdNotifier is guard run's voice to systemd. Its zero value, and one made
 // when $NOTIFY_SOCKET is unset or --notify none, says nothing.
 type sdNotifier struct {
+	c           *CLI
 	mode        string
 	on          bool
 	mu          sync.Mutex // orders guard's datagrams and the relayed ones
@@ -155,10 +103,10 @@ type sdNotifier struct {
 	wg          sync.WaitGroup
 }
 
-func newNotifier(mode string) *sdNotifier {
+func newNotifier(c *CLI, mode string) *sdNotifier {
 	ctx, cancel := context.WithCancel(context.Background())
-	on := mode != notifyNone && os.Getenv(daemon.NotifySocketEnv) != ""
-	return &sdNotifier{mode: mode, on: on, ctx: ctx, cancel: cancel}
+	on := mode != notifyNone && c.getenv(daemon.NotifySocketEnv) != ""
+	return &sdNotifier{c: c, mode: mode, on: on, ctx: ctx, cancel: cancel}
 }
 
 // start runs the watchdog: WATCHDOG=1 at half WATCHDOG_USEC while guard
@@ -174,7 +122,7 @@ func (s *sdNotifier) start() {
 			return (p == phaseWaiting || p == phaseHeld) && !s.jobWatchdog.Load()
 		})
 		if err != nil {
-			logf("watchdog: %v", err)
+			s.c.logf("watchdog: %v", err)
 		}
 	})
 }
@@ -203,7 +151,7 @@ func (s *sdNotifier) send(lines ...string) {
 		s.stalled.Store(time.Now().Add(stallPause).UnixNano())
 	}
 	if err != nil && !s.warned.Swap(true) {
-		logf("%v", err)
+		s.c.logf("%v", err)
 	}
 }
 
@@ -286,7 +234,7 @@ func (s *sdNotifier) reloading() {
 	}
 	r, err := daemon.ReloadingAssignment()
 	if err != nil {
-		logf("%v", err)
+		s.c.logf("%v", err)
 		return
 	}
 	s.send(r)
@@ -332,10 +280,10 @@ func (s *sdNotifier) tell(format string, a ...any) { s.send(status(format, a...)
 
 // relocked reports the lock taken again after a loss.
 func (s *sdNotifier) relocked(pid int, token uint64) {
-	logToken(token)
 	if s == nil {
 		return
 	}
+	s.c.log.setToken(token)
 	s.phase.Store(phaseHeld)
 	s.send(status("took the lock again; running job PID %d, token %d", pid, token))
 }
@@ -380,7 +328,7 @@ func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
 	drop := []string{daemon.NotifySocketEnv, daemon.WatchdogUsecEnv, daemon.WatchdogPIDEnv}
 	var add []string
 	if s.mode == notifyJob && s.on {
-		rl, err := daemon.ListenRelay(relayParent())
+		rl, err := daemon.ListenRelay(s.relayParent())
 		if err != nil {
 			return nil, err
 		}
@@ -404,8 +352,8 @@ func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
 // relayParent is where the relay's private directory goes: the unit's
 // first $RUNTIME_DIRECTORY (writable even under ProtectSystem=strict), or
 // the temporary directory.
-func relayParent() string {
-	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+func (s *sdNotifier) relayParent() string {
+	dir, _, _ := strings.Cut(s.c.getenv("RUNTIME_DIRECTORY"), ":")
 	return dir
 }
 
@@ -429,7 +377,7 @@ func (s *sdNotifier) runRelay() {
 	s.wg.Go(func() {
 		defer close(msgs)
 		if err := s.relay.Run(s.ctx, msgs); err != nil {
-			logf("%v", err)
+			s.c.logf("%v", err)
 		}
 	})
 	s.wg.Go(func() {
@@ -440,7 +388,7 @@ func (s *sdNotifier) runRelay() {
 			}
 			for _, k := range m.Dropped {
 				if _, dup := told.LoadOrStore(k, true); !dup {
-					logf("the job's sd_notify %q (PID %d) is not relayed: only guard speaks for the main PID", k, m.PID)
+					s.c.logf("the job's sd_notify %q (PID %d) is not relayed: only guard speaks for the main PID", k, m.PID)
 				}
 			}
 			s.pass(m)
@@ -461,7 +409,7 @@ func (s *sdNotifier) pass(m daemon.RelayMessage) {
 				continue
 			}
 		case l == "READY=1" && !held:
-			logf("the job's READY=1 (PID %d) is not relayed: guard does not hold the lock", m.PID)
+			s.c.logf("the job's READY=1 (PID %d) is not relayed: guard does not hold the lock", m.PID)
 			continue
 		}
 		keep = append(keep, l)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 // node_exporter's textfile collector (--textfile-dir). Its zero value
 // reports nothing.
 type observer struct {
+	c       *CLI
 	state   *health.State
 	server  *health.Server
 	dir     string // --textfile-dir
@@ -35,8 +35,8 @@ type observer struct {
 
 // newObserver starts the HTTP server if listen is set, so that a bind error
 // fails the run before it takes the lock.
-func newObserver(listen, textfileDir, path, name string) (*observer, error) {
-	o := &observer{state: new(health.State), dir: textfileDir, name: name}
+func (c *CLI) newObserver(listen, textfileDir, path, name string) (*observer, error) {
+	o := &observer{c: c, state: new(health.State), dir: textfileDir, name: name}
 	o.state.SetLockPath(path)
 	if textfileDir != "" {
 		if err := checkTextfileDir(textfileDir, name); err != nil {
@@ -46,13 +46,7 @@ func newObserver(listen, textfileDir, path, name string) (*observer, error) {
 	if listen == "" {
 		return o, nil
 	}
-	if os.Getenv("GOGC") == "" {
-		// Each scrape allocates ~150 KB that the default GOGC=100 lets pile
-		// up to a ~15 MiB peak; 25 keeps it under 12 MiB for ~5% more CPU
-		// per scrape (measured by make bench; scrapes come every 15s or so).
-		debug.SetGCPercent(25)
-	}
-	reg := health.NewRegistry(o.state, health.BuildInfo{Version: version, Revision: revision()})
+	reg := health.NewRegistry(o.state, health.BuildInfo{Version: c.version, Revision: revision()})
 	o.server = health.NewServer(health.Options{Addr: listen, Lock: o.state, Reloads: o.state,
 		Ready: o.state.Ready, Gatherer: reg})
 	if _, err := o.server.Start(context.Background()); err != nil {
@@ -88,7 +82,7 @@ func (o *observer) jobStarted(pid int) {
 	if o.dir != "" {
 		o.starts.Go(func() {
 			if err := o.writeTextfile(func() error { return health.WriteTextfileStarted(o.dir, o.name, o.started) }); err != nil {
-				logf("--textfile-dir: %v", err)
+				o.c.logf("--textfile-dir: %v", err)
 			}
 		})
 	}
@@ -117,7 +111,7 @@ func (o *observer) writeEnd(run health.JobRun) {
 	}
 	o.starts.Wait()
 	if err := o.writeTextfile(func() error { return health.WriteTextfile(o.dir, o.name, run) }); err != nil {
-		logf("--textfile-dir: %v", err)
+		o.c.logf("--textfile-dir: %v", err)
 	}
 }
 
@@ -201,6 +195,3 @@ func lockWithin(f *os.File, limit time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// pid is this process's PID, for the health state.
-var pid = os.Getpid()

@@ -49,45 +49,45 @@ func inspectPidfile(t *targetFlags) (*pidfile.Info, int, error) {
 	return info, code, nil
 }
 
-func pidfileStatus(t *targetFlags, asJSON bool) error {
+func (c *CLI) pidfileStatus(t *targetFlags, asJSON bool) error {
 	info, code, err := inspectPidfile(t)
 	if err != nil {
 		return err
 	}
 	if info == nil {
 		if asJSON {
-			return printJSON(pidfileJSON{Path: t.pidfile, State: "absent"}, code)
+			return c.printJSON(pidfileJSON{Path: t.pidfile, State: "absent"}, code)
 		}
-		fmt.Printf("%s: not running (no PID file)\n", t.pidfile)
+		fmt.Fprintf(c.stdout, "%s: not running (no PID file)\n", t.pidfile)
 		return silent(code)
 	}
 	if asJSON {
-		return printJSON(pidfileJSON{Path: info.Path, PID: info.PID, State: info.State.String(),
+		return c.printJSON(pidfileJSON{Path: info.Path, PID: info.PID, State: info.State.String(),
 			Running: code == lsbRunning, Written: info.ModTime, Reason: info.Reason}, code)
 	}
 	switch code {
 	case lsbRunning:
-		fmt.Printf("%s: running, PID %d\n", info.Path, info.PID)
+		fmt.Fprintf(c.stdout, "%s: running, PID %d\n", info.Path, info.PID)
 		return nil
 	case lsbStale:
-		fmt.Printf("%s: not running, stale: PID %d %s (%s)\n", info.Path, info.PID, info.State, info.Reason)
+		fmt.Fprintf(c.stdout, "%s: not running, stale: PID %d %s (%s)\n", info.Path, info.PID, info.State, info.Reason)
 	default:
-		fmt.Printf("%s: unknown: PID %d: %s\n", info.Path, info.PID, info.Reason)
+		fmt.Fprintf(c.stdout, "%s: unknown: PID %d: %s\n", info.Path, info.PID, info.Reason)
 	}
 	return silent(code)
 }
 
-func pidfileStop(t *targetFlags, timeout, killWait time.Duration) error {
+func (c *CLI) pidfileStop(t *targetFlags, timeout, killWait time.Duration) error {
 	info, code, err := inspectPidfile(t)
 	if err != nil {
 		return err
 	}
 	switch {
 	case info == nil:
-		fmt.Printf("%s: not running (no PID file)\n", t.pidfile)
+		fmt.Fprintf(c.stdout, "%s: not running (no PID file)\n", t.pidfile)
 		return nil
 	case code == lsbStale:
-		fmt.Printf("%s: not running (stale PID file: PID %d %s; %s); nothing signalled\n", info.Path, info.PID, info.State, info.Reason)
+		fmt.Fprintf(c.stdout, "%s: not running (stale PID file: PID %d %s; %s); nothing signalled\n", info.Path, info.PID, info.State, info.Reason)
 		return nil
 	case code != lsbRunning:
 		return exitf(lsbUnknown, "%s: PID %d cannot be verified: %s; not signalling", info.Path, info.PID, info.Reason)
@@ -103,7 +103,7 @@ func pidfileStop(t *targetFlags, timeout, killWait time.Duration) error {
 		return exitf(exitUnsafe, "%s: PID %d is %s; refusing to signal it", info.Path, info.PID, why)
 	}
 	exited := func(ctx context.Context) bool { return p.Wait(ctx) == nil }
-	return escalate(info.Path, p, timeout, killWait, exited)
+	return c.escalate(info.Path, p, timeout, killWait, exited)
 }
 
 // kin says how pid is related to guard, or "" if it is not: guard itself,

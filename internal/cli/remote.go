@@ -36,7 +36,7 @@ func (lf *lockFlags) openRemote(what string) (remote, error) {
 
 // remoteHolder returns who holds rc's lock, or (nil, nil) after saying
 // that nobody does.
-func remoteHolder(rc remote) (*instance.Holder, error) {
+func (c *CLI) remoteHolder(rc remote) (*instance.Holder, error) {
 	h, err := rc.Inspect(context.Background())
 	if err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func remoteHolder(rc remote) (*instance.Holder, error) {
 	case h.State == instance.Unknown:
 		return nil, exitf(lsbUnknown, "%s: cannot tell who holds the lock: %s", h.Path, h.Reason)
 	case h.State != instance.Held:
-		fmt.Printf("%s: not running (%s)\n", h.Path, h.Reason)
+		fmt.Fprintf(c.stdout, "%s: not running (%s)\n", h.Path, h.Reason)
 		return nil, nil
 	case h.Record == nil || h.Record.Token == 0:
 		return nil, exitf(1, "%s: held, but not by guard (%s); not asking it to stop", h.Path, h.Reason)
@@ -56,8 +56,8 @@ func remoteHolder(rc remote) (*instance.Holder, error) {
 // remoteStop asks the holder to stop its job and release the lock, and
 // waits until it has (or a new holder took it), for timeout + killWait: the
 // holder's own stop sends SIGTERM, then SIGKILL after its --kill-after.
-func remoteStop(rc remote, timeout, killWait time.Duration, force bool) error {
-	h, err := remoteHolder(rc)
+func (c *CLI) remoteStop(rc remote, timeout, killWait time.Duration, force bool) error {
+	h, err := c.remoteHolder(rc)
 	if h == nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func remoteStop(rc remote, timeout, killWait time.Duration, force bool) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: broke the lock of %s (its lease is revoked; the next holder waits %v)\n", h.Path, holderName(h), delay)
+		fmt.Fprintf(c.stdout, "%s: broke the lock of %s (its lease is revoked; the next holder waits %v)\n", h.Path, holderName(h), delay)
 		return nil
 	}
 	if err := rc.RequestStop(ctx, token); err != nil {
@@ -78,7 +78,7 @@ func remoteStop(rc remote, timeout, killWait time.Duration, force bool) error {
 	for {
 		now, err := rc.Inspect(ctx)
 		if err == nil && (now.State != instance.Held || now.Record == nil || now.Record.Token != token) {
-			fmt.Printf("%s: stopped %s\n", h.Path, holderName(h))
+			fmt.Fprintf(c.stdout, "%s: stopped %s\n", h.Path, holderName(h))
 			return nil
 		}
 		select {
@@ -91,8 +91,8 @@ func remoteStop(rc remote, timeout, killWait time.Duration, force bool) error {
 
 // remoteReload asks the holder to forward SIGHUP to its job and waits for
 // its answer.
-func remoteReload(rc remote) error {
-	h, err := remoteHolder(rc)
+func (c *CLI) remoteReload(rc remote) error {
+	h, err := c.remoteHolder(rc)
 	if h == nil {
 		if err == nil {
 			err = silent(lsbNotRunningAction)
@@ -104,7 +104,7 @@ func remoteReload(rc remote) error {
 	if err := rc.RequestReload(ctx, h.Record.Token); err != nil {
 		return exitf(1, "%s: %s: %v", h.Path, holderName(h), err)
 	}
-	fmt.Printf("%s: %s forwarded SIGHUP to its job\n", h.Path, holderName(h))
+	fmt.Fprintf(c.stdout, "%s: %s forwarded SIGHUP to its job\n", h.Path, holderName(h))
 	return nil
 }
 

@@ -101,7 +101,7 @@ const clockSkew = time.Minute
 
 // notDue reports whether --min-interval says this run is not due: the
 // lock's record says the job succeeded less than --min-interval ago.
-func (o *reportOpts) notDue(le instance.Lease, path string) bool {
+func (o *runOpts) notDue(le instance.Lease, path string) bool {
 	if o.minInterval <= 0 {
 		return false
 	}
@@ -111,7 +111,7 @@ func (o *reportOpts) notDue(le instance.Lease, path string) bool {
 	}
 	age := time.Since(last)
 	if age < -clockSkew {
-		logf("%s: the record's last success (%s) is in the future; running anyway", path, last.UTC().Format(time.RFC3339))
+		o.c.logf("%s: the record's last success (%s) is in the future; running anyway", path, last.UTC().Format(time.RFC3339))
 		return false
 	}
 	return age < o.minInterval
@@ -121,6 +121,7 @@ func (o *reportOpts) notDue(le instance.Lease, path string) bool {
 // and the pushes. Made by newReporter; without report flags it only hands
 // the job guard's own stdout and stderr.
 type reporter struct {
+	c      *CLI
 	opts   *reportOpts
 	name   string
 	pinger *rpt.Pinger
@@ -134,13 +135,13 @@ type reporter struct {
 	mu        sync.Mutex
 }
 
-func newReporter(o *reportOpts, name string, detach bool) *reporter {
-	r := &reporter{opts: o, name: name}
+func (c *CLI) newReporter(o *reportOpts, name string, detach bool) *reporter {
+	r := &reporter{c: c, opts: o, name: name}
 	if o.pingURL != nil {
-		r.pinger = rpt.NewPinger(o.pingURL, logf)
+		r.pinger = rpt.NewPinger(o.pingURL, c.logf)
 	}
 	if o.pushURL != nil {
-		inst := os.Getenv("GUARD_PUSH_INSTANCE")
+		inst := c.getenv("GUARD_PUSH_INSTANCE")
 		if inst == "" {
 			inst, _ = os.Hostname()
 		}
@@ -160,14 +161,14 @@ func newReporter(o *reportOpts, name string, detach bool) *reporter {
 // ends are for the job alone: closeAfterStart closes guard's.
 func (r *reporter) outputs() (stdout, stderr *os.File, closeAfterStart func(), err error) {
 	if r.out == nil {
-		return os.Stdout, os.Stderr, func() {}, nil
+		return r.c.stdout, r.c.stderr, func() {}, nil
 	}
-	if r.opts.quietSuccess || sameFile(os.Stdout, os.Stderr) {
+	if r.opts.quietSuccess || sameFile(r.c.stdout, r.c.stderr) {
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		also := io.Writer(os.Stdout)
+		also := io.Writer(r.c.stdout)
 		if r.opts.quietSuccess {
 			also = io.Discard
 		}
@@ -184,8 +185,8 @@ func (r *reporter) outputs() (stdout, stderr *os.File, closeAfterStart func(), e
 		opw.Close()
 		return nil, nil, nil, err
 	}
-	r.copy(opr, os.Stdout)
-	r.copy(epr, os.Stderr)
+	r.copy(opr, r.c.stdout)
+	r.copy(epr, r.c.stderr)
 	return opw, epw, func() { opw.Close(); epw.Close() }, nil
 }
 
@@ -231,7 +232,7 @@ func (r *reporter) drain() {
 	select {
 	case <-done:
 	case <-time.After(drainWait):
-		logf("%s: job output still open %v after the job ended; reporting what was read", r.name, drainWait)
+		r.c.logf("%s: job output still open %v after the job ended; reporting what was read", r.name, drainWait)
 	}
 }
 
@@ -257,7 +258,7 @@ func (r *reporter) started(at time.Time) {
 }
 
 func (r *reporter) pushFailed(err error) {
-	logf("--push: %v", err)
+	r.c.logf("--push: %v", err)
 	r.mu.Lock()
 	r.pushFails++
 	r.mu.Unlock()
@@ -270,7 +271,7 @@ func (r *reporter) note(format string, a ...any) {
 		fmt.Fprintf(r.out, "guard: "+format+"\n", a...)
 		return
 	}
-	logf(format, a...)
+	r.c.logf(format, a...)
 }
 
 // ended reports the run's end, after the lock was released: the captured
@@ -283,9 +284,9 @@ func (r *reporter) ended(run *health.JobRun) {
 	failed := run.Result != health.ResultSuccess
 	// A job that could not start has nothing to show: guard's line says why.
 	if r.opts.quietSuccess && failed && r.out != nil && !r.began.IsZero() {
-		fmt.Fprintf(os.Stdout, "guard: %s: %s, exit code %d, after %v; the job's output:\n",
+		fmt.Fprintf(r.c.stdout, "guard: %s: %s, exit code %d, after %v; the job's output:\n",
 			r.name, run.Result, run.ExitCode, time.Since(r.began).Round(time.Millisecond))
-		r.out.WriteTo(os.Stdout) //nolint:errcheck // nowhere else to say it
+		r.out.WriteTo(r.c.stdout) //nolint:errcheck // nowhere else to say it
 	}
 	var wg sync.WaitGroup
 	if r.pinger != nil {

@@ -65,7 +65,7 @@ func (r *runner) pause(n int, run health.JobRun) bool {
 func (r *runner) recordSuccess(at time.Time) {
 	if sr, ok := r.lease.(instance.SuccessRecorder); ok {
 		if err := sr.RecordSuccess(at); err != nil {
-			logf("%s: record the last success: %v", r.path, err)
+			r.logf("%s: record the last success: %v", r.path, err)
 		}
 	}
 }

@@ -30,7 +30,7 @@ type targetFlags struct {
 }
 
 func (t *targetFlags) register(fs *flagSet) {
-	t.lockFlags.register(fs.FlagSet)
+	t.lockFlags.register(fs)
 	fs.StringVar(&t.pidfile, "pidfile", "", "a classic PID file `PATH` of a daemon guard did not start (alone, without --lock/--name)")
 	fs.StringVar(&t.exe, "exec", "", "with --pidfile: act only if the process runs this executable `PATH`")
 }
@@ -42,7 +42,7 @@ func (t *targetFlags) check() error {
 	if t.exe != "" && t.pidfile == "" {
 		return usagef("--exec goes with --pidfile")
 	}
-	if parseOnly {
+	if t.c.parseOnly {
 		if t.pidfile == "" && t.lock == "" && t.name == "" {
 			return usagef("need --lock PATH, --name NAME or --pidfile PATH")
 		}
@@ -61,10 +61,10 @@ func (t *targetFlags) inspect() (*instance.Holder, string, error) {
 	return h, name, err
 }
 
-func statusCmd(args []string) error {
+func (c *CLI) statusCmd(args []string) error {
 	var t targetFlags
 	var asJSON bool
-	fs := newFlags("status", "[--lock PATH | --name NAME | --pidfile PATH [--exec PATH]] [--json]")
+	fs := c.newFlags("status", "[--lock PATH | --name NAME | --pidfile PATH [--exec PATH]] [--json]")
 	t.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print the holder record as JSON")
 	if err := fs.parse(args); err != nil {
@@ -74,7 +74,7 @@ func statusCmd(args []string) error {
 		return err
 	}
 	if t.pidfile != "" {
-		return pidfileStatus(&t, asJSON)
+		return c.pidfileStatus(&t, asJSON)
 	}
 	h, name, err := t.inspect()
 	if errors.Is(err, os.ErrPermission) || errors.Is(err, instance.ErrUnavailable) {
@@ -87,14 +87,14 @@ func statusCmd(args []string) error {
 	}
 	code := statusCode(h)
 	if asJSON {
-		return printJSON(holderJSON(h, name), code)
+		return c.printJSON(holderJSON(h, name), code)
 	}
 	line := fmt.Sprintf("%s: %s", h.Path, describeStatus(h))
 	if code == lsbRunning {
-		fmt.Println(line)
+		fmt.Fprintln(c.stdout, line)
 		return nil
 	}
-	fmt.Println(line)
+	fmt.Fprintln(c.stdout, line)
 	return silent(code)
 }
 
@@ -201,8 +201,8 @@ func holderJSON(h *instance.Holder, name string) statusJSON {
 	return j
 }
 
-func printJSON(v any, code int) error {
-	enc := json.NewEncoder(os.Stdout)
+func (c *CLI) printJSON(v any, code int) error {
+	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		return err

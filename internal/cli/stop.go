@@ -12,10 +12,10 @@ import (
 	"github.com/guardkit/guard/internal/proc"
 )
 
-func stopCmd(args []string) error {
+func (c *CLI) stopCmd(args []string) error {
 	var t targetFlags
 	timeout, killWait := 10*time.Second, 5*time.Second
-	fs := newFlags("stop", "[--lock PATH | --name NAME | --pidfile PATH [--exec PATH]] [--timeout DURATION]")
+	fs := c.newFlags("stop", "[--lock PATH | --name NAME | --pidfile PATH [--exec PATH]] [--timeout DURATION]")
 	t.register(fs)
 	fs.Var(durationFlag{&timeout}, "timeout", "how long to wait after SIGTERM before sending SIGKILL")
 	fs.Var(durationFlag{&killWait}, "kill-wait", "how long to wait after SIGKILL before giving up")
@@ -27,42 +27,42 @@ func stopCmd(args []string) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	if force && backend == nil {
+	if force && c.backend == nil {
 		return usagef("stop: --force breaks a lock kept in etcd; a local lock is stopped through its proven holder")
 	}
 	if t.pidfile != "" {
-		return pidfileStop(&t, timeout, killWait)
+		return c.pidfileStop(&t, timeout, killWait)
 	}
-	if backend != nil {
+	if c.backend != nil {
 		rc, err := t.openRemote("stop")
 		if err != nil {
 			return err
 		}
-		return remoteStop(rc, timeout, killWait, force)
+		return c.remoteStop(rc, timeout, killWait, force)
 	}
 	h, _, err := t.inspect()
 	if err != nil {
 		return err
 	}
 	if h.State == instance.Held && h.Orphaned {
-		return stopOrphans(h, timeout, killWait)
+		return c.stopOrphans(h, timeout, killWait)
 	}
-	p, err := provenHolder(h)
+	p, err := c.provenHolder(h)
 	if p == nil {
 		return err
 	}
 	defer p.Close()
 	lockFree := func(ctx context.Context) bool { return waitLockFree(ctx, h.Path, p, h.Record.Token) }
-	return escalate(h.Path, p, timeout, killWait, lockFree)
+	return c.escalate(h.Path, p, timeout, killWait, lockFree)
 }
 
 // provenHolder opens a pidfd on the holder of h if, and only if, it is
 // proven to be the current holder (Promise 1). It returns (nil, nil) when
 // nobody holds the lock, after saying so.
-func provenHolder(h *instance.Holder) (*proc.Process, error) {
+func (c *CLI) provenHolder(h *instance.Holder) (*proc.Process, error) {
 	switch h.State {
 	case instance.Free, instance.Stale:
-		fmt.Printf("%s: not running (%s)\n", h.Path, h.Reason)
+		fmt.Fprintf(c.stdout, "%s: not running (%s)\n", h.Path, h.Reason)
 		return nil, nil
 	case instance.Unknown:
 		return nil, exitf(lsbUnknown, "%s: cannot tell who holds the lock: %s; not signalling", h.Path, h.Reason)
@@ -79,7 +79,7 @@ func provenHolder(h *instance.Holder) (*proc.Process, error) {
 
 // escalate sends SIGTERM to p, waits up to timeout for free() (the lock or
 // PID file released), then sends SIGKILL and waits up to killWait.
-func escalate(path string, p *proc.Process, timeout, killWait time.Duration, free func(context.Context) bool) error {
+func (c *CLI) escalate(path string, p *proc.Process, timeout, killWait time.Duration, free func(context.Context) bool) error {
 	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, proc.ErrGone) {
 		return exitf(codeOf(err), "%s: PID %d: %v", path, p.PID, err)
 	}
@@ -87,17 +87,17 @@ func escalate(path string, p *proc.Process, timeout, killWait time.Duration, fre
 	ok := free(ctx)
 	cancel()
 	if ok {
-		fmt.Printf("%s: stopped PID %d\n", path, p.PID)
+		fmt.Fprintf(c.stdout, "%s: stopped PID %d\n", path, p.PID)
 		return nil
 	}
-	logf("%s: PID %d still running %v after SIGTERM; sending SIGKILL", path, p.PID, timeout)
+	c.logf("%s: PID %d still running %v after SIGTERM; sending SIGKILL", path, p.PID, timeout)
 	if err := p.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, proc.ErrGone) {
 		return exitf(codeOf(err), "%s: PID %d: %v", path, p.PID, err)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), killWait)
 	defer cancel()
 	if free(ctx) {
-		fmt.Printf("%s: killed PID %d\n", path, p.PID)
+		fmt.Fprintf(c.stdout, "%s: killed PID %d\n", path, p.PID)
 		return nil
 	}
 	return exitf(1, "%s: still held %v after SIGKILL to PID %d (a process it started keeps the lock)", path, killWait, p.PID)
@@ -129,10 +129,10 @@ func waitLockFree(ctx context.Context, path string, p *proc.Process, token uint6
 	}
 }
 
-func reloadCmd(args []string) error {
+func (c *CLI) reloadCmd(args []string) error {
 	var t lockFlags
-	fs := newFlags("reload", "[--lock PATH | --name NAME]")
-	t.register(fs.FlagSet)
+	fs := c.newFlags("reload", "[--lock PATH | --name NAME]")
+	t.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -140,18 +140,18 @@ func reloadCmd(args []string) error {
 	if err := tf.check(); err != nil {
 		return err
 	}
-	if backend != nil {
+	if c.backend != nil {
 		rc, err := tf.openRemote("reload")
 		if err != nil {
 			return err
 		}
-		return remoteReload(rc)
+		return c.remoteReload(rc)
 	}
 	h, _, err := tf.inspect()
 	if err != nil {
 		return err
 	}
-	p, err := provenHolder(h)
+	p, err := c.provenHolder(h)
 	if p == nil {
 		if err == nil {
 			err = silent(lsbNotRunningAction)
@@ -162,7 +162,7 @@ func reloadCmd(args []string) error {
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		return exitf(1, "%s: PID %d: %v", h.Path, p.PID, err)
 	}
-	fmt.Printf("%s: sent SIGHUP to PID %d\n", h.Path, p.PID)
+	fmt.Fprintf(c.stdout, "%s: sent SIGHUP to PID %d\n", h.Path, p.PID)
 	return nil
 }
 
@@ -178,21 +178,21 @@ type orphanStop struct {
 	pids  []string // signalled, in order, for messages
 }
 
-func stopOrphans(h *instance.Holder, timeout, killWait time.Duration) error {
+func (c *CLI) stopOrphans(h *instance.Holder, timeout, killWait time.Duration) error {
 	s := &orphanStop{path: h.Path, token: h.Record.Token, procs: map[procID]*proc.Process{}}
 	defer s.close()
-	logf("%s: %s; stopping them", h.Path, h.Reason)
+	c.logf("%s: %s; stopping them", h.Path, h.Reason)
 	free, err := s.phase(h, syscall.SIGTERM, timeout)
 	if err != nil || free {
 		if free {
-			fmt.Printf("%s: stopped PID %s (left holding the lock by dead PID %d)\n", h.Path, strings.Join(s.pids, ", "), h.Record.PID)
+			fmt.Fprintf(c.stdout, "%s: stopped PID %s (left holding the lock by dead PID %d)\n", h.Path, strings.Join(s.pids, ", "), h.Record.PID)
 		}
 		return err
 	}
-	logf("%s: still held %v after SIGTERM to PID %s; sending SIGKILL", h.Path, timeout, strings.Join(s.pids, ", "))
+	c.logf("%s: still held %v after SIGTERM to PID %s; sending SIGKILL", h.Path, timeout, strings.Join(s.pids, ", "))
 	if free, err = s.phase(nil, syscall.SIGKILL, killWait); err != nil || free {
 		if free {
-			fmt.Printf("%s: killed PID %s (left holding the lock by dead PID %d)\n", h.Path, strings.Join(s.pids, ", "), h.Record.PID)
+			fmt.Fprintf(c.stdout, "%s: killed PID %s (left holding the lock by dead PID %d)\n", h.Path, strings.Join(s.pids, ", "), h.Record.PID)
 		}
 		return err
 	}

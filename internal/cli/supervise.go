@@ -63,7 +63,7 @@ type enver interface {
 // report is written after that, so it never delays the release.
 func (r *runner) run(argv []string) error {
 	if r.rep == nil {
-		r.rep = newReporter(&r.opts.reportOpts, r.name, r.opts.detach)
+		r.rep = r.opts.c.newReporter(&r.opts.reportOpts, r.name, r.opts.detach)
 	}
 	var pf *pidfile.File
 	if r.opts.pidfile != "" {
@@ -80,7 +80,7 @@ func (r *runner) run(argv []string) error {
 	// Removed while the lock is still held, and only if it is ours.
 	if pf != nil {
 		if rerr := pf.Remove(); rerr != nil {
-			logf("%v", rerr)
+			r.logf("%v", rerr)
 		}
 	}
 	r.releaseLease()
@@ -91,7 +91,7 @@ func (r *runner) run(argv []string) error {
 
 func (r *runner) releaseLease() {
 	if err := r.lease.Release(); err != nil {
-		logf("%v", err)
+		r.logf("%v", err)
 	}
 }
 
@@ -106,7 +106,7 @@ func (r *runner) supervise(argv []string) (health.JobRun, error) {
 	}
 	r.obs.jobStarted(j.PID())
 	r.rep.started(r.obs.started)
-	if r.handle != nil && os.Getenv(daemon.NotifySocketEnv) == "" {
+	if r.handle != nil && r.opts.c.getenv(daemon.NotifySocketEnv) == "" {
 		r.handle.Started() // the starting process exits 0 now
 	}
 	r.opts.sd.started(j.PID(), r.lease.Token()) // READY=1 under systemd (--notify guard)
@@ -132,7 +132,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 	}
 	defer closeOutputs() // after the start: the job has its copies
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	env, err := r.opts.sd.jobEnv(os.Environ())
+	env, err := r.opts.sd.jobEnv(r.opts.c.environ())
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 		cmd.Env = append(cmd.Env, "GUARD_LOCK_FD=3")
 	}
 	if r.opts.output == "syslog" {
-		w, drained, err := toSyslog("github.com/guardkit/guard/" + r.name)
+		w, drained, err := r.opts.c.toSyslog("guard/" + r.name)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +174,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 	j, err := job.Start(context.Background(), job.Spec{
 		Cmd: cmd, Signals: r.opts.sd.interpose(r.sigs), KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers, PIDNamespace: r.opts.pidns,
 		OnSignal: r.onSignal,
-		Logf:     func(format string, a ...any) { logf(r.path+": "+format, a...) },
+		Logf:     func(format string, a ...any) { r.logf(r.path+": "+format, a...) },
 	})
 	if err != nil {
 		code := 126
@@ -196,9 +196,9 @@ func (r *runner) onSignal(sig os.Signal, err error) {
 		r.obs.state.Reload(err == nil, time.Now())
 		r.opts.sd.reloaded(err)
 		if err == nil {
-			logf("%s: SIGHUP forwarded to the job (reload %d)", r.path, r.reloads)
+			r.logf("%s: SIGHUP forwarded to the job (reload %d)", r.path, r.reloads)
 		} else {
-			logf("%s: forward SIGHUP: %v", r.path, err)
+			r.logf("%s: forward SIGHUP: %v", r.path, err)
 		}
 	}
 }
@@ -254,7 +254,7 @@ func (r *runner) watch(j *job.Job) job.Result {
 			}
 			return j.Wait()
 		case <-timeout:
-			logf("%s: job PID %d still running after --timeout %v; stopping its process tree", r.path, j.PID(), r.opts.timeout)
+			r.logf("%s: job PID %d still running after --timeout %v; stopping its process tree", r.path, j.PID(), r.opts.timeout)
 			r.opts.sd.tell("stopping: --timeout %v expired", r.opts.timeout)
 			j.Stop(errTimeout)
 		case q := <-requests:
@@ -264,13 +264,13 @@ func (r *runner) watch(j *job.Job) job.Result {
 			r.obs.state.SetReady(false)
 			r.obs.state.LeaseJeopardy()
 			r.opts.sd.unhealthy("lease renewal overdue; not ready")
-			logf("%s: lease renewal overdue; not ready", r.path)
+			r.logf("%s: lease renewal overdue; not ready", r.path)
 		case <-ending:
 			ending = nil
 			r.leaseStopped = true
 			r.obs.state.LeaseSignal("TERM")
 			r.opts.sd.unhealthy("lease about to end without renewal; stopping the job")
-			logf("%s: lease about to end without renewal; stopping the job's process tree", r.path)
+			r.logf("%s: lease about to end without renewal; stopping the job's process tree", r.path)
 			j.Stop(fmt.Errorf("%w: lease about to end without renewal", errLost))
 		case <-lost:
 			if !isRenewed {
@@ -283,7 +283,7 @@ func (r *runner) watch(j *job.Job) job.Result {
 			r.obs.state.LeaseLost(lossReason(r.lease.Err()))
 			r.obs.state.LeaseSignal("KILL")
 			r.opts.sd.unhealthy(fmt.Sprintf("lost the lock (%v); killing the job", r.lease.Err()))
-			logf("%v; killing the job's process tree", r.lease.Err())
+			r.logf("%v; killing the job's process tree", r.lease.Err())
 			j.Kill(fmt.Errorf("%w: %v", errLost, r.lease.Err()))
 		}
 	}
@@ -316,7 +316,7 @@ var errStopRequested = errors.New("stop requested")
 // (guard stop or guard reload on another host).
 func (r *runner) onRequest(j *job.Job, q instance.Request) {
 	if !q.Reload {
-		logf("%s: stop requested through the lock; stopping the job's process tree", r.path)
+		r.logf("%s: stop requested through the lock; stopping the job's process tree", r.path)
 		r.opts.sd.stopping("stop requested through the lock", r.opts.killAfter)
 		j.Stop(errStopRequested)
 		return
@@ -349,7 +349,7 @@ func (r *runner) relock(j *job.Job) <-chan struct{} {
 	le, err := r.lock.Lock(ctx)
 	cancel()
 	if err != nil {
-		logf("%v; cannot take the lock again (%v); stopping the job's process tree", cause, err)
+		r.logf("%v; cannot take the lock again (%v); stopping the job's process tree", cause, err)
 		r.opts.sd.unhealthy(fmt.Sprintf("lost the lock (%v); cannot take it again; stopping the job", cause))
 		j.Stop(fmt.Errorf("%w: %v", errLost, cause))
 		return nil
@@ -357,11 +357,11 @@ func (r *runner) relock(j *job.Job) <-chan struct{} {
 	old := r.lease
 	r.lease = le
 	if err := old.Release(); err != nil && !errors.Is(err, instance.ErrLost) {
-		logf("%v", err)
+		r.logf("%v", err)
 	}
-	r.obs.state.Acquired(pid, le.Token(), le.Since(), 0)
+	r.obs.state.Acquired(os.Getpid(), le.Token(), le.Since(), 0)
 	r.opts.sd.relocked(j.PID(), le.Token())
-	logf("%v; took the lock again (token %d)", cause, le.Token())
+	r.logf("%v; took the lock again (token %d)", cause, le.Token())
 	return le.Lost()
 }
 
@@ -401,6 +401,9 @@ func (r *runner) drain() {
 	select {
 	case <-r.drained:
 	case <-time.After(2 * time.Second):
-		logf("%s: job output still open 2s after the job ended; not waiting for it", r.path)
+		r.logf("%s: job output still open 2s after the job ended; not waiting for it", r.path)
 	}
 }
+
+// logf logs one of guard's lines about this run.
+func (r *runner) logf(format string, a ...any) { r.opts.c.logf(format, a...) }

@@ -38,11 +38,11 @@ func (l *renewedLease) Ending() <-chan struct{}   { return l.ending }
 // arrives on the returned channel once the whole tree is gone.
 func startRenewed(t *testing.T, le *renewedLease, script string) (*observer, <-chan int) {
 	t.Helper()
-	obs, err := newObserver("", "", filepath.Join(t.TempDir(), "x.lock"), "x")
+	obs, err := New(Config{}).newObserver("", "", filepath.Join(t.TempDir(), "x.lock"), "x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runner{opts: &runOpts{killAfter: time.Minute}, lease: le, path: "/guard/x", name: "x",
+	r := &runner{opts: &runOpts{killAfter: time.Minute, lockFlags: lockFlags{c: obs.c}}, lease: le, path: "/guard/x", name: "x",
 		sigs: make(chan os.Signal), obs: obs}
 	code := make(chan int, 1)
 	go func() { code <- codeOf(r.run([]string{"/bin/sh", "-c", script})) }()

@@ -7,9 +7,6 @@ import (
 	"strings"
 )
 
-// version is the binary's version: see resolveVersion.
-var version = "dev"
-
 // resolveVersion returns the version to report. stamped is what the build
 // set with -ldflags "-X main.version=..." (make: git describe); when it is
 // empty or "dev", the module version that the go command recorded in the
@@ -50,7 +47,7 @@ func revision() string {
 // versionLine is what guard version prints: the version, then the Go
 // release, the platform, and the VCS revision when the binary was built in
 // a checkout (a module downloaded by go install has none).
-func versionLine() string {
+func (c *CLI) versionLine() string {
 	info := []string{runtime.Version(), runtime.GOOS + "/" + runtime.GOARCH}
 	if r := buildSetting("vcs.revision"); r != "" {
 		if buildSetting("vcs.modified") == "true" {
@@ -61,17 +58,17 @@ func versionLine() string {
 			info = append(info, t)
 		}
 	}
-	return fmt.Sprintf("%s %s (%s)", progName(), version, strings.Join(info, ", "))
+	return fmt.Sprintf("%s %s (%s)", c.progName(), c.version, strings.Join(info, ", "))
 }
 
-func versionCmd(args []string) error {
-	fs := newFlags("version", "")
+func (c *CLI) versionCmd(args []string) error {
+	fs := c.newFlags("version", "")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("version: unexpected argument %q", fs.Arg(0))
 	}
-	_, err := fmt.Println(versionLine())
+	_, err := fmt.Fprintln(c.stdout, c.versionLine())
 	return err
 }
