@@ -55,31 +55,7 @@ func WatchdogInterval() (time.Duration, error) {
 // Watchdog proves only that this goroutine runs. Programs that want the watchdog to catch
 // a wedged main loop should send WATCHDOG=1 from that loop instead, at the same rate.
 func Watchdog(ctx context.Context) error {
-	d, err := WatchdogInterval()
-	if err != nil || d == 0 {
-		return err
-	}
-	return watchdogLoop(ctx, d/2)
-}
-
-// watchdogLoop pings every period until ctx is done.
-func watchdogLoop(ctx context.Context, period time.Duration) error {
-	if period <= 0 {
-		period = time.Millisecond
-	}
-	t := time.NewTicker(period)
-	defer t.Stop()
-	var last error
-	for {
-		if _, err := Notify("WATCHDOG=1"); err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return last
-		case <-t.C:
-		}
-	}
+	return WatchdogWhile(ctx, func() bool { return true })
 }
 
 // WatchdogWhile is Watchdog with a condition: at each tick (half the timeout, the first
@@ -92,7 +68,11 @@ func WatchdogWhile(ctx context.Context, ok func() bool) error {
 	if err != nil || d == 0 {
 		return err
 	}
-	period := d / 2
+	return watchdogLoop(ctx, d/2, ok)
+}
+
+// watchdogLoop pings every period, while ok says so, until ctx is done.
+func watchdogLoop(ctx context.Context, period time.Duration, ok func() bool) error {
 	if period <= 0 {
 		period = time.Millisecond
 	}

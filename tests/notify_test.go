@@ -118,26 +118,6 @@ func (s *sdSocket) expectInOrder(t *testing.T, patterns ...string) []int {
 	return at
 }
 
-// startEnv starts bin with the test's environment plus env, in its own
-// process group, like start.
-func startEnv(t *testing.T, env []string, bin string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
-	cmd.WaitDelay = time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	})
-	return p
-}
 
 // sdEnv is the environment systemd gives a Type=notify service, without a
 // watchdog; WATCHDOG_* from the test's own environment are cleared.
