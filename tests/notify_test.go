@@ -118,7 +118,6 @@ func (s *sdSocket) expectInOrder(t *testing.T, patterns ...string) []int {
 	return at
 }
 
-
 // sdEnv is the environment systemd gives a Type=notify service, without a
 // watchdog; WATCHDOG_* from the test's own environment are cleared.
 func sdEnv(s *sdSocket) []string {
