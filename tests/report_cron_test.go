@@ -347,17 +347,11 @@ func TestQuietSuccessRetries(t *testing.T) {
 func TestJitterInterrupted(t *testing.T) {
 	dir := lockDir(t)
 	ran := filepath.Join(dir, "ran")
-	p := startGuard(t, "run", "--lock", filepath.Join(dir, "j.lock"), "--jitter", "1h", "--", "touch", ran)
-	guardtest.Eventually(t, "guard catches SIGTERM", func() bool { // then it is in, or about to enter, the jitter sleep
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
-				m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-				return err == nil && m&(1<<(syscall.SIGTERM-1)) != 0
-			}
-		}
-		return false
-	})
+	// guard catches its signals from its first instruction and serves
+	// --listen before the jitter: once /livez answers, a SIGTERM reaches
+	// guard's own handler, not the Go runtime's default (which would kill
+	// guard before it could say why).
+	p, _ := healthGuard(t, "--lock", filepath.Join(dir, "j.lock"), "--jitter", "1h", "--", "touch", ran)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t); code != 143 || !strings.Contains(p.stderr.String(), "during --jitter") {
 		t.Errorf("exit %d, %q: want 143 and one line", code, p.stderr.String())
