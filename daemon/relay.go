@@ -88,9 +88,12 @@ func FilterState(state string) (kept string, dropped []string) {
 }
 
 // ListenRelay creates a directory (mode 0700) in parent, or in os.TempDir() when parent
-// is empty, and listens there on a unixgram socket with credentials passing on. Close
-// removes both.
+// is empty or too deep for a socket path there (sun_path holds 107 bytes), and listens
+// there on a unixgram socket with credentials passing on. Close removes both.
 func ListenRelay(parent string) (*Relay, error) {
+	if parent != "" && !socketPathFits(parent) && socketPathFits(os.TempDir()) {
+		parent = ""
+	}
 	dir, err := os.MkdirTemp(parent, "guard-notify-")
 	if err != nil {
 		return nil, fmt.Errorf("notify relay: %w", err)
@@ -108,6 +111,14 @@ func ListenRelay(parent string) (*Relay, error) {
 		return nil, fmt.Errorf("notify relay: %w", err)
 	}
 	return &Relay{dir: dir, path: path, conn: conn, self: os.Getpid()}, nil
+}
+
+// socketPathFits reports whether the relay's socket, in a directory MkdirTemp makes in
+// parent, has a path that fits a sockaddr_un (107 bytes and the NUL).
+func socketPathFits(parent string) bool {
+	const maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
+	// MkdirTemp's name: the prefix and a random number of up to 10 digits (a uint32).
+	return len(filepath.Join(parent, "guard-notify-"+strings.Repeat("9", 10), "notify.sock")) <= maxSunPath
 }
 
 // passCred turns SO_PASSCRED on: every datagram then carries its sender's credentials.

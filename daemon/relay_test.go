@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -70,5 +71,38 @@ func TestRelayRefusesNonDescendants(t *testing.T) {
 	}
 	if _, err := os.Stat(r.dir); !os.IsNotExist(err) {
 		t.Fatalf("relay directory after Close: %v", err)
+	}
+}
+
+// A parent too deep for a socket path there (a long $RUNTIME_DIRECTORY) is
+// not a reason for the job not to start: the relay goes to the temporary
+// directory instead.
+func TestRelayLongParent(t *testing.T) {
+	parent := t.TempDir()
+	for len(parent) < 100 {
+		parent += "/dddddddddd"
+	}
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ListenRelay(parent)
+	if err != nil {
+		t.Fatalf("ListenRelay(%d-byte parent): %v", len(parent), err)
+	}
+	defer r.Close()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: r.Path(), Net: "unixgram"})
+	if err != nil {
+		t.Fatalf("dial %s: %v", r.Path(), err)
+	}
+	c.Close()
+	// A parent that fits is used as given.
+	short := t.TempDir()
+	r2, err := ListenRelay(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if filepath.Dir(filepath.Dir(r2.Path())) != short {
+		t.Fatalf("relay at %s, want it in %s", r2.Path(), short)
 	}
 }

@@ -66,8 +66,8 @@ func (p *Pusher) push(ctx context.Context, gs []gauge) error {
 	defer cancel()
 	var body bytes.Buffer
 	for _, g := range gs {
-		fmt.Fprintf(&body, "# TYPE %s gauge\n%s{name=%s} %s\n", g.name, g.name,
-			strconv.Quote(p.Job), strconv.FormatFloat(g.value, 'g', -1, 64))
+		fmt.Fprintf(&body, "# TYPE %s gauge\n%s{name=\"%s\"} %s\n", g.name, g.name,
+			labelValue(p.Job), strconv.FormatFloat(g.value, 'g', -1, 64))
 	}
 	c := p.Client
 	if c == nil {
@@ -89,13 +89,23 @@ func (p *Pusher) push(ctx context.Context, gs []gauge) error {
 	return nil
 }
 
-// groupURL is URL/metrics/job/<Job>[/instance/<Instance>], each value
-// escaped as a path segment (an empty instance is left out).
+// labelValue is s as a label value of the text format: valid UTF-8 (a
+// Pushgateway refuses anything else; invalid bytes become U+FFFD), with only
+// the escapes the format knows (\\, \" and \n; strconv.Quote's \t or \xff
+// make the whole push a 400).
+func labelValue(s string) string {
+	return labelEscaper.Replace(strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// groupURL is URL/metrics/job/<Job>[/instance/<Instance>], each value made
+// valid UTF-8 and escaped as a path segment (an empty instance is left out).
 func (p *Pusher) groupURL() string {
 	u := *p.URL
-	path := strings.TrimSuffix(u.Path, "/") + "/metrics/job/" + url.PathEscape(p.Job)
+	path := strings.TrimSuffix(u.Path, "/") + "/metrics/job/" + url.PathEscape(strings.ToValidUTF8(p.Job, "\uFFFD"))
 	if p.Instance != "" {
-		path += "/instance/" + url.PathEscape(p.Instance)
+		path += "/instance/" + url.PathEscape(strings.ToValidUTF8(p.Instance, "\uFFFD"))
 	}
 	u.Path, u.RawPath = "", ""
 	return strings.TrimSuffix(u.String(), "/") + path
