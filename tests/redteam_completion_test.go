@@ -14,7 +14,6 @@ import (
 // A file name with a space or a glob character completes as that one name:
 // not split into words, not expanded against the current directory.
 func TestRedteamBashCompletionHostileNames(t *testing.T) {
-	t.Skip("redteam: the bash completion assigns COMPREPLY=($(compgen -f ...)) unquoted, so file names are split on spaces and glob-expanded; fix pending in internal/cli")
 	bash := guardtest.RequirePeer(t, "bash", "bash")
 	dir := t.TempDir()
 	for _, name := range []string{"my job.lock", "star*.lock", "starry.lock", "other"} {

@@ -32,7 +32,6 @@ fi`, "job", dir}
 // A SIGTERM (systemctl stop) to guard run --retries under systemd reaches
 // the running attempt and stops the run, as it does without NOTIFY_SOCKET.
 func TestRedteamRetriesTermUnderSystemd(t *testing.T) {
-	t.Skip("redteam: with NOTIFY_SOCKET set, each --retries attempt starts a new sdNotifier.interpose goroutine that never ends; the earlier ones steal SIGTERM/SIGHUP from the live attempt and from --retry-delay; fix pending in internal/cli")
 	for _, notify := range []bool{false, true} {
 		name := "plain"
 		if notify {
@@ -66,7 +65,6 @@ func TestRedteamRetriesTermUnderSystemd(t *testing.T) {
 
 // A SIGTERM during --retry-delay under systemd ends the run at once.
 func TestRedteamRetryDelayTermUnderSystemd(t *testing.T) {
-	t.Skip("redteam: with NOTIFY_SOCKET set, a SIGTERM during --retry-delay is eaten by the first attempt's leftover interpose goroutine; fix pending in internal/cli")
 	s := newSDSocket(t)
 	lock := filepath.Join(lockDir(t), "job.lock")
 	p := startEnv(t, sdEnv(s), guardBin, "run", "--lock", lock, "--retries", "1", "--retry-delay", "1h", "--", "false")
@@ -84,7 +82,6 @@ func TestRedteamRetryDelayTermUnderSystemd(t *testing.T) {
 // WATCHDOG=1 keeps coming while a later attempt runs with the lock held:
 // systemd must not kill a healthy retry.
 func TestRedteamRetriesKeepTheWatchdog(t *testing.T) {
-	t.Skip("redteam: sdNotifier.ended sets phaseEnded after attempt 1 and started never sets phaseHeld again, so the watchdog stops (and the job's READY=1/WATCHDOG=1 are dropped in --notify job) for every later attempt and during --retry-delay; fix pending in internal/cli")
 	s := newSDSocket(t)
 	dir := t.TempDir()
 	lock := filepath.Join(lockDir(t), "job.lock")
@@ -105,7 +102,6 @@ func TestRedteamRetriesKeepTheWatchdog(t *testing.T) {
 
 // --notify job with --retries leaves no relay directory behind.
 func TestRedteamRetriesRelayDirs(t *testing.T) {
-	t.Skip("redteam: --notify job creates a new relay (directory, socket, goroutines) per --retries attempt and closes only the last; fix pending in internal/cli")
 	s := newSDSocket(t)
 	rt := t.TempDir()
 	lock := filepath.Join(lockDir(t), "job.lock")
@@ -131,7 +127,6 @@ func TestRedteamRetriesRelayDirs(t *testing.T) {
 // guard says RELOADING=1 it must end the reload with READY=1 (as a standby
 // does), or systemd waits out its timeout and fails the reload.
 func TestRedteamRetryDelayReload(t *testing.T) {
-	t.Skip("redteam: a SIGHUP during --retry-delay under systemd gets RELOADING=1 (from the first attempt's interpose goroutine) and never READY=1: pause drops the HUP; fix pending in internal/cli")
 	s := newSDSocket(t)
 	lock := filepath.Join(lockDir(t), "job.lock")
 	p := startEnv(t, sdEnv(s), guardBin, "run", "--lock", lock, "--retries", "1", "--retry-delay", "1h", "--", "false")

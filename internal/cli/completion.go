@@ -62,6 +62,10 @@ func (f flagDoc) valueKind() string {
 // shellFunc is the completion function's name for the program.
 func (c *CLI) shellFunc() string { return "_" + strings.ReplaceAll(c.progName(), "-", "_") }
 
+// writeBash writes the bash completion. Every COMPREPLY is filled with
+// mapfile, one candidate a line, never by word splitting: a file named
+// "my job.lock" or "star*.lock" is offered as it is, and compopt -o
+// filenames lets bash quote it on the command line.
 func (c *CLI) writeBash(w io.Writer) error {
 	p, fn := c.progName(), c.shellFunc()
 	var b strings.Builder
@@ -72,7 +76,7 @@ func (c *CLI) writeBash(w io.Writer) error {
 	b.WriteString("\tif [[ $cur == = ]]; then cur=\n\telif [[ $prev == = ]]; then prev=${COMP_WORDS[COMP_CWORD-2]}\n\tfi\n")
 	b.WriteString("\tfor ((i = 1; i < COMP_CWORD; i++)); do\n")
 	b.WriteString("\t\tcase ${COMP_WORDS[i]} in\n")
-	b.WriteString("\t\t--) [[ $cmd == run ]] && { COMPREPLY=($(compgen -c -- \"$cur\")); [[ $i -lt $((COMP_CWORD - 1)) ]] && COMPREPLY=($(compgen -f -- \"$cur\")); return 0; } ;;\n")
+	b.WriteString("\t\t--) [[ $cmd == run ]] && { { compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -c -- \"$cur\"); }; [[ $i -lt $((COMP_CWORD - 1)) ]] && { compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- \"$cur\"); }; return 0; } ;;\n")
 	b.WriteString("\t\t-*) ;;\n")
 	b.WriteString("\t\t*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; fi ;;\n")
 	b.WriteString("\t\tesac\n\tdone\n")
@@ -81,7 +85,7 @@ func (c *CLI) writeBash(w io.Writer) error {
 	for _, c := range cs {
 		names = append(names, c.name)
 	}
-	fmt.Fprintf(&b, "\tif [[ -z $cmd ]]; then\n\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\treturn 0\n\tfi\n",
+	fmt.Fprintf(&b, "\tif [[ -z $cmd ]]; then\n\t\tmapfile -t COMPREPLY < <(compgen -W %q -- \"$cur\")\n\t\treturn 0\n\tfi\n",
 		strings.Join(names, " ")+" --help --version")
 	b.WriteString("\tlocal flags\n\tcase $cmd in\n")
 	for _, c := range cs {
@@ -105,21 +109,21 @@ func (c *CLI) writeBash(w io.Writer) error {
 			case "dir":
 				dirs = append(dirs, "--"+f.name)
 			case "choice":
-				fmt.Fprintf(&b, "\t\t[[ $prev == --%s ]] && { COMPREPLY=($(compgen -W %q -- \"$cur\")); return 0; }\n", f.name, strings.Join(f.choices, " "))
+				fmt.Fprintf(&b, "\t\t[[ $prev == --%s ]] && { mapfile -t COMPREPLY < <(compgen -W %q -- \"$cur\"); return 0; }\n", f.name, strings.Join(f.choices, " "))
 			case "word":
 				fmt.Fprintf(&b, "\t\t[[ $prev == --%s ]] && return 0\n", f.name)
 			}
 		}
 		if len(files) > 0 {
-			fmt.Fprintf(&b, "\t\tcase $prev in %s) COMPREPLY=($(compgen -f -- \"$cur\")); return 0 ;; esac\n", strings.Join(files, "|"))
+			fmt.Fprintf(&b, "\t\tcase $prev in %s) { compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- \"$cur\"); }; return 0 ;; esac\n", strings.Join(files, "|"))
 		}
 		if len(dirs) > 0 {
-			fmt.Fprintf(&b, "\t\tcase $prev in %s) COMPREPLY=($(compgen -d -- \"$cur\")); return 0 ;; esac\n", strings.Join(dirs, "|"))
+			fmt.Fprintf(&b, "\t\tcase $prev in %s) { compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- \"$cur\"); }; return 0 ;; esac\n", strings.Join(dirs, "|"))
 		}
 		b.WriteString("\t\t;;\n")
 	}
 	b.WriteString("\t*) return 0 ;;\n\tesac\n")
-	b.WriteString("\tCOMPREPLY=($(compgen -W \"$flags\" -- \"$cur\"))\n}\n")
+	b.WriteString("\tmapfile -t COMPREPLY < <(compgen -W \"$flags\" -- \"$cur\")\n}\n")
 	fmt.Fprintf(&b, "complete -F %s %s\n", fn, p)
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -293,8 +293,31 @@ func (s *sdNotifier) ended(why string) {
 	if s == nil {
 		return
 	}
-	s.phase.Store(phaseEnded)
+	for p := s.phase.Load(); p != phaseUnhealthy && !s.phase.CompareAndSwap(p, phaseEnded); p = s.phase.Load() {
+	}
 	s.send(status("%s", why))
+}
+
+// retrying reports the pause between two attempts of --retries: the lock
+// is still held, so the watchdog pings again and the next attempt may say
+// READY=1 (never after the lock was lost or the lease was in jeopardy).
+func (s *sdNotifier) retrying(why string) {
+	if s == nil {
+		return
+	}
+	s.jobWatchdog.Store(false) // guard pings until the next attempt's job does
+	s.phase.CompareAndSwap(phaseEnded, phaseHeld)
+	s.send(status("%s", why))
+}
+
+// idleReload answers a SIGHUP that has no job to go to (between two
+// attempts): interpose sent RELOADING=1, this sends READY=1, so a
+// Type=notify-reload unit's reload ends at once.
+func (s *sdNotifier) idleReload(why string) {
+	if s == nil || s.phase.Load() != phaseHeld {
+		return
+	}
+	s.send("READY=1", status("%s", why))
 }
 
 // interpose passes guard's signals on to the job, sending RELOADING=1
@@ -305,14 +328,19 @@ func (s *sdNotifier) interpose(sigs <-chan os.Signal) <-chan os.Signal {
 		return sigs
 	}
 	out := make(chan os.Signal, cap(sigs))
-	go func() {
-		for sig := range sigs {
-			if sig == syscall.SIGHUP {
-				s.reloading()
+	s.wg.Go(func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					s.reloading()
+				}
+				out <- sig
+			case <-s.ctx.Done():
+				return
 			}
-			out <- sig
 		}
-	}()
+	})
 	return out
 }
 
@@ -328,16 +356,18 @@ func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
 	drop := []string{daemon.NotifySocketEnv, daemon.WatchdogUsecEnv, daemon.WatchdogPIDEnv}
 	var add []string
 	if s.mode == notifyJob && s.on {
-		rl, err := daemon.ListenRelay(s.relayParent())
-		if err != nil {
-			return nil, err
+		if s.relay == nil { // one relay for every attempt of --retries
+			rl, err := daemon.ListenRelay(s.relayParent())
+			if err != nil {
+				return nil, err
+			}
+			s.relay = rl
+			s.runRelay()
 		}
-		s.relay = rl
-		add = append(add, daemon.NotifySocketEnv+"="+rl.Path())
+		add = append(add, daemon.NotifySocketEnv+"="+s.relay.Path())
 		if d, err := daemon.WatchdogInterval(); err == nil && d > 0 {
 			add = append(add, daemon.WatchdogUsecEnv+"="+fmt.Sprint(d.Microseconds()))
 		}
-		s.runRelay()
 	}
 	out := make([]string, 0, len(env)+len(add))
 	for _, kv := range env {

@@ -129,8 +129,8 @@ type reporter struct {
 	out    *rpt.Capture // nil: the job's output is not captured
 	began  time.Time    // when the first attempt started
 
-	readers   sync.WaitGroup // copying the job's output into out
-	startPush chan struct{}  // closed once the start push is done
+	readers   *sync.WaitGroup // copying this attempt's output into out; one per attempt, so a drain that gave up on a leftover never shares it with the next
+	startPush chan struct{}   // closed once the start push is done
 	pushFails int
 	mu        sync.Mutex
 }
@@ -163,6 +163,7 @@ func (r *reporter) outputs() (stdout, stderr *os.File, closeAfterStart func(), e
 	if r.out == nil {
 		return r.c.stdout, r.c.stderr, func() {}, nil
 	}
+	r.readers = new(sync.WaitGroup)
 	if r.opts.quietSuccess || sameFile(r.c.stdout, r.c.stderr) {
 		pr, pw, err := os.Pipe()
 		if err != nil {
@@ -199,25 +200,29 @@ func sameFile(a, b *os.File) bool {
 
 // copy reads the job's output from pr into the capture and to also, until
 // the last writer closes it.
+//
+// When guard's own output fails (its reader went away: guard run ... | head
+// -1), copy stops reading and closes the pipe, so the job's next write gets
+// SIGPIPE or EPIPE as it would without guard in between, instead of
+// running on with nobody reading.
 func (r *reporter) copy(pr *os.File, also io.Writer) {
-	r.readers.Add(1)
-	go func() {
-		defer r.readers.Done()
+	wg := r.readers
+	wg.Go(func() {
 		defer pr.Close()
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := pr.Read(buf)
 			if n > 0 {
 				r.out.Write(buf[:n])
-				if also != io.Discard {
-					also.Write(buf[:n]) //nolint:errcheck // guard's stdout gone: keep capturing
+				if _, werr := also.Write(buf[:n]); werr != nil {
+					return
 				}
 			}
 			if err != nil {
 				return
 			}
 		}
-	}()
+	})
 }
 
 // drainWait bounds the wait for the job's output after its end: a process
@@ -227,8 +232,11 @@ const drainWait = 2 * time.Second
 // drain waits until the job's output is read to its end, for at most
 // drainWait.
 func (r *reporter) drain() {
-	done := make(chan struct{})
-	go func() { r.readers.Wait(); close(done) }()
+	if r.readers == nil {
+		return
+	}
+	wg, done := r.readers, make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(drainWait):
@@ -284,8 +292,12 @@ func (r *reporter) ended(run *health.JobRun) {
 	failed := run.Result != health.ResultSuccess
 	// A job that could not start has nothing to show: guard's line says why.
 	if r.opts.quietSuccess && failed && r.out != nil && !r.began.IsZero() {
+		end := run.Finished // not now: the drain may have waited for a leftover
+		if end.IsZero() {
+			end = time.Now()
+		}
 		fmt.Fprintf(r.c.stdout, "guard: %s: %s, exit code %d, after %v; the job's output:\n",
-			r.name, run.Result, run.ExitCode, time.Since(r.began).Round(time.Millisecond))
+			r.name, run.Result, run.ExitCode, end.Sub(r.began).Round(time.Millisecond))
 		r.out.WriteTo(r.c.stdout) //nolint:errcheck // nowhere else to say it
 	}
 	var wg sync.WaitGroup

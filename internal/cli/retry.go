@@ -2,8 +2,11 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/guardkit/guard/health"
 	"github.com/guardkit/guard/instance"
@@ -41,6 +44,8 @@ func (r *runner) pause(n int, run health.JobRun) bool {
 		return false
 	}
 	r.rep.note("%s: attempt %d of %d failed (exit code %d); trying again in %v", r.path, n, r.opts.retries+1, run.ExitCode, delay)
+	why := fmt.Sprintf("attempt %d of %d failed (exit code %d); trying again in %v, the lock held", n, r.opts.retries+1, run.ExitCode, delay)
+	r.opts.sd.retrying(why)
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	for {
@@ -51,10 +56,14 @@ func (r *runner) pause(n int, run health.JobRun) bool {
 				return false
 			}
 			return true
-		case s := <-r.sigs:
-			if s == syscall.SIGTERM || s == syscall.SIGINT {
+		case s := <-r.signals():
+			switch s {
+			case syscall.SIGTERM, syscall.SIGINT:
+				r.opts.sd.stopping(unix.SignalName(s.(syscall.Signal)), 0)
 				r.rep.note("%s: %v during --retry-delay; not trying again", r.path, s)
 				return false
+			case syscall.SIGHUP: // nothing runs to reload
+				r.opts.sd.idleReload(why + "; SIGHUP has no job to reload")
 			}
 		}
 	}

@@ -29,7 +29,7 @@ type runner struct {
 	lease  instance.Lease
 	path   string
 	name   string
-	sigs   <-chan os.Signal
+	sigs   <-chan os.Signal // guard's, from its first instruction
 	obs    *observer
 	handle *daemon.Handle // --detach: told once the job runs
 
@@ -41,6 +41,8 @@ type runner struct {
 	rep         *reporter // report.go
 	deadline    time.Time // --timeout, across --retries
 	startFailed bool      // the last attempt could not start the job
+
+	jobSigs <-chan os.Signal // sigs through the notifier: see signals
 }
 
 // errTimeout is the cause of a job stopped by --timeout.
@@ -172,7 +174,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 		cmd.SysProcAttr.Ctty = 0
 	}
 	j, err := job.Start(context.Background(), job.Spec{
-		Cmd: cmd, Signals: r.opts.sd.interpose(r.sigs), KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers, PIDNamespace: r.opts.pidns,
+		Cmd: cmd, Signals: r.signals(), KillAfter: r.opts.killAfter, Leftovers: r.opts.leftovers, PIDNamespace: r.opts.pidns,
 		OnSignal: r.onSignal,
 		Logf:     func(format string, a ...any) { r.logf(r.path+": "+format, a...) },
 	})
@@ -407,3 +409,14 @@ func (r *runner) drain() {
 
 // logf logs one of guard's lines about this run.
 func (r *runner) logf(format string, a ...any) { r.opts.c.logf(format, a...) }
+
+// signals is what the job's attempts and the pauses between them read
+// guard's signals from: one channel for the whole run, through the
+// notifier (RELOADING=1 before a SIGHUP goes on), so that no attempt's
+// reader is left behind to take a signal meant for the next.
+func (r *runner) signals() <-chan os.Signal {
+	if r.jobSigs == nil {
+		r.jobSigs = r.opts.sd.interpose(r.sigs)
+	}
+	return r.jobSigs
+}
