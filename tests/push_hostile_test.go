@@ -1,6 +1,6 @@
 package tests
 
-// Red team: --push with a job name taken from an odd lock file name.
+// Hostile input: --push with a job name taken from an odd lock file name.
 
 import (
 	"path/filepath"
@@ -12,7 +12,7 @@ import (
 // hold a tab or bytes that are not UTF-8 (a Latin-1 file name). The push
 // still reaches the Pushgateway (it answered 400 to strconv.Quote's \t and
 // \xff escapes, and the run's gauges were lost).
-func TestRedteamPushOddLockNames(t *testing.T) {
+func TestPushOddLockNames(t *testing.T) {
 	gw := startPushgateway(t)
 	dir := lockDir(t)
 	for _, base := range []string{"tab\there", "latin\xe9"} {

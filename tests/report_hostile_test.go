@@ -1,6 +1,6 @@
 package tests
 
-// Red team: reporting (--ping, --quiet-success) must not change a run
+// Hostile input: reporting (--ping, --quiet-success) must not change a run
 // (CONTRACT, Promise 10).
 
 import (
@@ -18,7 +18,7 @@ import (
 // A job whose reader goes away gets SIGPIPE with --ping as it does without:
 // `guard run --ping URL -- producer | head -1` ends, it does not run (and
 // hold the lock) forever because guard swallowed the broken pipe.
-func TestRedteamPingKeepsSIGPIPE(t *testing.T) {
+func TestPingKeepsSIGPIPE(t *testing.T) {
 	rec := newRecorder(t, false)
 	for _, ping := range []bool{false, true} {
 		lock := filepath.Join(lockDir(t), "p.lock")
@@ -51,7 +51,7 @@ var durationRE = regexp.MustCompile(`guard_job_duration_seconds\{[^}]*\} ([0-9.e
 
 // --quiet-success's header says how long the run took, as the textfile
 // does, not that plus the time guard waited for a leftover's output.
-func TestRedteamQuietSuccessHeaderDuration(t *testing.T) {
+func TestQuietSuccessHeaderDuration(t *testing.T) {
 	lock := filepath.Join(lockDir(t), "q.lock")
 	tf := t.TempDir()
 	r := guard(t, "run", "--lock", lock, "--name", "q", "--textfile-dir", tf, "--quiet-success", "--leftovers", "ignore", "--",

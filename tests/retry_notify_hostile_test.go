@@ -1,7 +1,8 @@
 package tests
 
-// Red team: --retries under systemd (NOTIFY_SOCKET set). Each attempt goes
-// through the notify code again, which was written for one job per run.
+// Hostile input: --retries under systemd (NOTIFY_SOCKET set). Every attempt
+// goes through the notify code again: signals, the watchdog, the relay and
+// reloads must hold across attempts, not only for the first job.
 
 import (
 	"os"
@@ -31,7 +32,7 @@ fi`, "job", dir}
 
 // A SIGTERM (systemctl stop) to guard run --retries under systemd reaches
 // the running attempt and stops the run, as it does without NOTIFY_SOCKET.
-func TestRedteamRetriesTermUnderSystemd(t *testing.T) {
+func TestRetriesTermUnderSystemd(t *testing.T) {
 	for _, notify := range []bool{false, true} {
 		name := "plain"
 		if notify {
@@ -64,7 +65,7 @@ func TestRedteamRetriesTermUnderSystemd(t *testing.T) {
 }
 
 // A SIGTERM during --retry-delay under systemd ends the run at once.
-func TestRedteamRetryDelayTermUnderSystemd(t *testing.T) {
+func TestRetryDelayTermUnderSystemd(t *testing.T) {
 	s := newSDSocket(t)
 	lock := filepath.Join(lockDir(t), "job.lock")
 	p := startEnv(t, sdEnv(s), guardBin, "run", "--lock", lock, "--retries", "1", "--retry-delay", "1h", "--", "false")
@@ -81,7 +82,7 @@ func TestRedteamRetryDelayTermUnderSystemd(t *testing.T) {
 
 // WATCHDOG=1 keeps coming while a later attempt runs with the lock held:
 // systemd must not kill a healthy retry.
-func TestRedteamRetriesKeepTheWatchdog(t *testing.T) {
+func TestRetriesKeepTheWatchdog(t *testing.T) {
 	s := newSDSocket(t)
 	dir := t.TempDir()
 	lock := filepath.Join(lockDir(t), "job.lock")
@@ -101,7 +102,7 @@ func TestRedteamRetriesKeepTheWatchdog(t *testing.T) {
 }
 
 // --notify job with --retries leaves no relay directory behind.
-func TestRedteamRetriesRelayDirs(t *testing.T) {
+func TestRetriesRelayDirs(t *testing.T) {
 	s := newSDSocket(t)
 	rt := t.TempDir()
 	lock := filepath.Join(lockDir(t), "job.lock")
@@ -126,7 +127,7 @@ func TestRedteamRetriesRelayDirs(t *testing.T) {
 // systemctl reload of a Type=notify-reload unit during --retry-delay: if
 // guard says RELOADING=1 it must end the reload with READY=1 (as a standby
 // does), or systemd waits out its timeout and fails the reload.
-func TestRedteamRetryDelayReload(t *testing.T) {
+func TestRetryDelayReload(t *testing.T) {
 	s := newSDSocket(t)
 	lock := filepath.Join(lockDir(t), "job.lock")
 	p := startEnv(t, sdEnv(s), guardBin, "run", "--lock", lock, "--retries", "1", "--retry-delay", "1h", "--", "false")

@@ -1,6 +1,6 @@
 package tests
 
-// Red team: guard's bash completion with file names users really have.
+// Hostile input: guard's bash completion with file names users really have.
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 
 // A file name with a space or a glob character completes as that one name:
 // not split into words, not expanded against the current directory.
-func TestRedteamBashCompletionHostileNames(t *testing.T) {
+func TestBashCompletionHostileNames(t *testing.T) {
 	bash := guardtest.RequirePeer(t, "bash", "bash")
 	dir := t.TempDir()
 	for _, name := range []string{"my job.lock", "star*.lock", "starry.lock", "other"} {
