@@ -89,8 +89,14 @@ func healthUntil(t *testing.T, what string, d time.Duration, stop []*proc, cond 
 // process and the base URL.
 func healthGuard(t *testing.T, args ...string) (*proc, string) {
 	t.Helper()
+	return healthGuardEnv(t, nil, args...)
+}
+
+// healthGuardEnv is healthGuard with env added to the test's environment.
+func healthGuardEnv(t *testing.T, env []string, args ...string) (*proc, string) {
+	t.Helper()
 	addr := healthAddr(t)
-	p := startGuard(t, append([]string{"run", "--listen", addr}, args...)...)
+	p := startEnv(t, env, guardBin, append([]string{"run", "--listen", addr}, args...)...)
 	base := "http://" + addr
 	healthUntil(t, "guard /livez", 30*time.Second, []*proc{p}, func() bool {
 		code, _, err := healthGet(healthClient, base+"/livez")

@@ -247,6 +247,26 @@ func TestNotifyBoundedWait(t *testing.T) {
 	p.wait(t)
 }
 
+// --jitter under systemd: the sleep extends the start timeout and the
+// watchdog keeps pinging through it (a long jitter would otherwise get guard
+// killed), then READY=1 once the job runs. The jitter's upper bound is long
+// and the sleep random, so the test sees the sleep and the pings, then ends
+// guard with SIGTERM (exit 143, the job never ran).
+func TestNotifyJitter(t *testing.T) {
+	s := newSDSocket(t)
+	ran := filepath.Join(t.TempDir(), "ran")
+	env := append(sdEnv(s), "WATCHDOG_USEC=300000")
+	p, _ := healthGuardEnv(t, env, "--lock", filepath.Join(lockDir(t), "job.lock"), "--jitter", "1000h", "--", "touch", ran)
+	s.expectInOrder(t, `^EXTEND_TIMEOUT_USEC=[0-9]+\nSTATUS=--jitter: sleeping `, `^WATCHDOG=1$`, `^WATCHDOG=1$`, `^WATCHDOG=1$`)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 143 {
+		t.Fatalf("exit %d: %s", code, p.stderr)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("the job ran")
+	}
+}
+
 // WATCHDOG=1 at half WATCHDOG_USEC while the job runs with the lock; once
 // the lock is lost (the file replaced and locked by flock(1)), no more
 // pings, though guard is still busy stopping a job that ignores SIGTERM.

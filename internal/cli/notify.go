@@ -181,6 +181,16 @@ func holderOf(err error) string {
 // waiting reports a wait for a busy lock: a standby (--wait forever) is
 // started as far as systemd is concerned (READY=1, with a STATUS= saying it
 // waits; /readyz stays 503); a bounded wait extends the start timeout.
+// sleeping reports --jitter's sleep before the lock: guard is alive (the
+// watchdog pings) and its start takes d longer.
+func (s *sdNotifier) sleeping(d time.Duration) {
+	if s == nil {
+		return
+	}
+	s.phase.Store(phaseWaiting)
+	s.send(daemon.ExtendTimeoutAssignment(d+extendMargin), status("--jitter: sleeping %v before taking the lock", d.Round(time.Millisecond)))
+}
+
 func (s *sdNotifier) waiting(d time.Duration, path string, busy error) {
 	if s == nil {
 		return

@@ -76,11 +76,13 @@ func (o *reportOpts) check(detach bool) error {
 
 // sleepJitter sleeps a random time in [0, --jitter) before the lock is
 // taken. TERM or INT ends it: guard exits 128+signal.
-func (o *reportOpts) sleepJitter(sigs <-chan os.Signal) error {
+func (o *runOpts) sleepJitter(sigs <-chan os.Signal) error {
 	if o.jitter <= 0 {
 		return nil
 	}
-	t := time.NewTimer(rand.N(o.jitter))
+	d := rand.N(o.jitter)
+	o.sd.sleeping(d)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {
