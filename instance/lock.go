@@ -17,7 +17,7 @@ import (
 // find it busy.
 const DefaultMode os.FileMode = 0o600
 
-// Options configure a Lock. Path is required.
+// Options configure a FileLocker. Path is required.
 type Options struct {
 	Path    string   // the lock file; created with Mode if missing
 	Name    string   // job name recorded for readers
@@ -45,7 +45,7 @@ type FileLocker struct {
 	base string
 }
 
-// New checks opts and returns a Lock. It touches no file.
+// New checks opts and returns a FileLocker. It touches no file.
 func New(opts Options) (*FileLocker, error) {
 	if opts.Path == "" {
 		return nil, errors.New("instance: empty lock path")

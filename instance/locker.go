@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Locker is a single-instance lock. *Lock implements it on a local file; a
+// Locker is a single-instance lock. *FileLocker implements it on a local file; a
 // distributed backend (etcd) implements it too.
 type Locker interface {
 	// TryLock takes the lock if it is free and returns at once otherwise,

@@ -15,7 +15,7 @@ import (
 	"github.com/guardkit/guard/instance"
 )
 
-// Lease is one acquisition of a Lock: an etcd lease, renewed by this
+// Lease is one acquisition of a Locker: an etcd lease, renewed by this
 // process, with the holder's key under it. It implements instance.Renewed.
 type Lease struct {
 	lock *Locker

@@ -21,7 +21,7 @@ const (
 	KeyRoot = "/guard/"
 )
 
-// Options configure a Lock.
+// Options configure a Locker.
 type Options struct {
 	// Name is the job's name, written into the record. When Key is empty it
 	// also picks the key prefix: KeyRoot + Name + "/".
