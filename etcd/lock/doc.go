@@ -1,5 +1,5 @@
 // Package etcdlock is guard's single-instance lock kept in etcd: the same
-// lock across hosts. Lock implements instance.Locker and its Lease
+// lock across hosts. Locker implements instance.Locker and its Lease
 // implements instance.Renewed, for guard-etcd (guard --etcd).
 //
 // # The model
@@ -26,7 +26,7 @@
 //     crash, a partition, a revocation).
 //   - TryLock (guard's --wait 0) leaves at once when someone else is first:
 //     it revokes its lease, which deletes its key, and returns a
-//     *instance.HeldError naming the holder. A Lock whose ctx ends does the
+//     *instance.HeldError naming the holder. A Locker.Lock whose ctx ends does the
 //     same, wrapping ctx.Err().
 //
 // # The deadline, and why it is computed from the send time
