@@ -37,7 +37,7 @@
 #     etcdctl; take-over <= TTL + 0.6 s. Needs guard-etcd beside guard.
 #
 # usage: scripts/bench.sh [GUARD_BINARY]     (default bin/guard; run as root)
-# env:   FIGURES ("1 2 3 4 5 6 7")   which figures to run
+# env:   FIGURES ("1 2 3 4 5 6 7 8 9")   which figures to run
 #        ROUNDS (10) RUNS (40)      1: hyperfine rounds, runs per round
 #        WAKE_N (150) WAKE_POLL (10ms:60,100ms:30,1s:12)      2
 #        CONTEND_N (1000) CONTEND_ROUNDS (5) CONTEND_HOLD (3s) 3

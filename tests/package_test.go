@@ -75,7 +75,7 @@ func TestDebContents(t *testing.T) {
 		"usr/share/bash-completion/completions/guard",
 		"usr/share/zsh/vendor-completions/_guard",
 		"usr/share/fish/vendor_completions.d/guard.fish",
-		"usr/share/doc/guard/copyright", "usr/share/doc/guard/changelog.Debian.gz",
+		"usr/share/doc/guard/copyright", "usr/share/doc/guard/docs/run.md.gz", "usr/share/doc/guard/changelog.Debian.gz",
 		"usr/share/doc/guard/examples/systemd/backup.service", "usr/share/doc/guard/examples/systemd/backup.timer",
 		"usr/share/doc/guard/examples/systemd/example.service", "usr/share/doc/guard/examples/cron/guard.cron",
 	} {

@@ -112,22 +112,26 @@ Flags take one or two dashes (--wait 10s, --wait=10s, -wait 10s). HANDOVER
 func manTail(p string) string {
 	return strings.ReplaceAll(`
 # EXIT STATUS
-- job's own: run: the job's exit code; 128+N if the job died of signal N
+- job's own: run: the job's exit code; 128+N if the job died of signal N; 126 if COMMAND cannot be run, 127 if it is not found
 - 64: usage error
-- 69: etcd unavailable, or the lease was lost and the job killed
+- 69: the lock was lost and the job stopped (a local lock file replaced or unlocked, an etcd lease lost), etcd unavailable, or guard-etcd not installed
 - 70: internal error
 - 73: cannot create the lock or PID file (read-only file system, missing directory)
 - 75: lock busy, or the wait timed out (--conflict-exit changes it)
 - 77: permission denied
 - 78: refused as unsafe or malformed (symbolic link, foreign owner, directory writable by others, malformed PID file, network file system without --allow-network-fs)
 
-status uses the LSB codes: 0 running (lock held), 1 not running but a PID file or record remains (stale), 3 not running, 4 unknown (cannot verify). stop: 0 stopped, or was not running; 1 still running after its timeout. Every non-zero exit prints one line naming the path, the PID if any, and the reason.
+status uses the LSB codes: 0 running (lock held), 1 not running but a PID file or record remains (stale), 3 not running, 4 unknown (cannot verify). stop: 0 stopped, or was not running; 1 still running after its timeout; 4 the holder cannot be verified (nothing is signalled). reload: 0 the holder was sent SIGHUP; 7 nothing holds the lock; 4 the holder cannot be verified. Every non-zero exit prints one line naming the path, the PID if any, and the reason.
 # ENVIRONMENT
 - GUARD_DIR: the default lock directory.
 - XDG_RUNTIME_DIR: for a user other than root, the default lock directory is $XDG_RUNTIME_DIR/guard.
 - GUARD_ETCD_ENDPOINTS: keep the lock in etcd (see guard-etcd).
 - GUARD_PARSE_ONLY: when 1, every command checks its command line and exits 0 without acting.
 - GUARD_SYSLOG_SOCKET: the syslog socket of --output syslog, instead of /dev/log.
+- GUARD_PUSH_INSTANCE: the instance label of --push (default: the host name).
+- NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID: set by systemd; run speaks sd_notify and pings the watchdog as --notify says.
+- JOURNAL_STREAM: set by systemd; when it names stderr, PROG's lines carry journald priorities (<N>).
+- RUNTIME_DIRECTORY: where --notify job puts the relay's socket (else the temporary directory).
 - GUARD_LOCK, GUARD_NAME, GUARD_TOKEN, GUARD_LOCK_FD: given to the job: the lock's path, the job's name, the fencing token (a number that strictly increases with every acquisition of the lock) and the descriptor of the lock file the job inherits.
 # FILES
 - /run/guard/NAME.lock: the lock file of --name NAME for root. PROG never deletes or replaces it: its inode is the lock.

@@ -52,6 +52,8 @@ done
 chmod 0644 "$doc"/examples/*/*
 install -m 0644 "$here/copyright" "$doc/copyright"
 gzip -9n <"$repo/README.md" >"$doc/README.md.gz"
+install -d -m 0755 "$doc/docs"
+gzip -9n <"$repo/docs/run.md" >"$doc/docs/run.md.gz" # README's guard run reference
 gzip -9n <"$repo/CHANGELOG.md" >"$doc/changelog.gz"
 # Reproducible: file times and the changelog's date are the last commit's.
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
