@@ -39,6 +39,7 @@ deps:
 
 check:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	! git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)' -- . ':!*.go' || { echo "merge conflict markers"; exit 1; }
 	$(GO) vet ./...
 	cd etcd && $(GO) vet ./...
 
