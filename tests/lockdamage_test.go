@@ -3,10 +3,8 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -66,21 +64,6 @@ func readToken(t *testing.T, path string) uint64 {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return tok
-}
-
-// runEnv runs bin with extra environment variables.
-func runEnv(t *testing.T, env []string, bin string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("%s %v: %v", bin, args, err)
-	}
-	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
 }
 
 // The lock file deleted under a running holder, and a new run started

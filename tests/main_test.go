@@ -63,9 +63,22 @@ func guard(t *testing.T, args ...string) result {
 	return run(t, guardBin, args...)
 }
 
+// guardEnv runs the guard binary to completion with env added to the
+// test's environment.
+func guardEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	return runEnv(t, env, guardBin, args...)
+}
+
 func run(t *testing.T, bin string, args ...string) result {
 	t.Helper()
+	return runEnv(t, nil, bin, args...)
+}
+
+func runEnv(t *testing.T, env []string, bin string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

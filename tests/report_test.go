@@ -256,3 +256,36 @@ func TestReportFlagsUsage(t *testing.T) {
 		t.Errorf("every report flag, parse only: %v %s", err, out)
 	}
 }
+
+// GUARD_PING_URL is --ping's URL when the flag is absent, so a secret URL
+// can stay out of the command line that every local user reads in ps; the
+// job does not inherit it.
+func TestPingURLFromEnvironment(t *testing.T) {
+	rec := newRecorder(t, false)
+	check := rec.url + "/ping/s3cr3t-env"
+	lock := filepath.Join(lockDir(t), "e.lock")
+	dir := t.TempDir()
+	p := startEnv(t, []string{"GUARD_PING_URL=" + check}, guardBin, "run", "--lock", lock, "--", "sh", "-c",
+		`env > "$1/env"; touch "$1/started"; while [ ! -e "$1/go" ]; do sleep 0.05; done`, "sh", dir)
+	guardtest.Eventually(t, "the job to start", func() bool { _, err := os.Stat(filepath.Join(dir, "started")); return err == nil })
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.cmd.Process.Pid))
+	if err != nil || strings.Contains(string(cmdline), "s3cr3t") {
+		t.Errorf("guard's command line (%v) shows the URL: %q", err, cmdline)
+	}
+	if env, _ := os.ReadFile(filepath.Join(dir, "env")); strings.Contains(string(env), "GUARD_PING_URL") || len(env) == 0 {
+		t.Errorf("the job's environment has GUARD_PING_URL (or could not be read): %q", env)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, p.stderr)
+	}
+	reqs := rec.got()
+	if len(reqs) != 2 || reqs[0].path != "/ping/s3cr3t-env/start" || reqs[1].path != "/ping/s3cr3t-env/0" {
+		t.Fatalf("requests %+v: want start and 0 on the URL from the environment", reqs)
+	}
+	if r := guardEnv(t, []string{"GUARD_PING_URL=ftp://x", "GUARD_PARSE_ONLY=1"}, "run", "--lock", lock, "--", "true"); r.code != 64 || strings.Contains(r.stderr, "ftp://x") {
+		t.Errorf("a bad GUARD_PING_URL: exit %d, %q: want 64 without the URL", r.code, r.stderr)
+	}
+}

@@ -128,6 +128,7 @@ status uses the LSB codes: 0 running (lock held), 1 not running but a PID file o
 - GUARD_ETCD_ENDPOINTS: keep the lock in etcd (see guard-etcd).
 - GUARD_PARSE_ONLY: when 1, every command checks its command line and exits 0 without acting.
 - GUARD_SYSLOG_SOCKET: the syslog socket of --output syslog, instead of /dev/log.
+- GUARD_PING_URL: the URL of --ping when the flag is absent, kept out of the command line that ps shows; the job does not inherit it.
 - GUARD_PUSH_INSTANCE: the instance label of --push (default: the host name).
 - NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID: set by systemd; run speaks sd_notify and pings the watchdog as --notify says.
 - JOURNAL_STREAM: set by systemd; when it names stderr, PROG's lines carry journald priorities (<N>).

@@ -379,14 +379,7 @@ func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
 			add = append(add, daemon.WatchdogUsecEnv+"="+fmt.Sprint(d.Microseconds()))
 		}
 	}
-	out := make([]string, 0, len(env)+len(add))
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if !contains(drop, k) {
-			out = append(out, kv)
-		}
-	}
-	return append(out, add...), nil
+	return append(without(env, drop...), add...), nil
 }
 
 // relayParent is where the relay's private directory goes: the unit's
@@ -395,15 +388,6 @@ func (s *sdNotifier) jobEnv(env []string) ([]string, error) {
 func (s *sdNotifier) relayParent() string {
 	dir, _, _ := strings.Cut(s.c.getenv("RUNTIME_DIRECTORY"), ":")
 	return dir
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // relayQueue bounds the job's messages waiting to be passed on; beyond it

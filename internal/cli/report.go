@@ -20,6 +20,10 @@ import (
 	rpt "github.com/guardkit/guard/report"
 )
 
+// pingURLEnv is --ping's URL when the flag is absent. The job does not
+// inherit it.
+const pingURLEnv = "GUARD_PING_URL"
+
 // reportOpts are guard run's flags for cron jobs: how a run is reported
 // (--ping, --push, --quiet-success) and when it runs (--jitter, --retries,
 // --retry-delay, --min-interval).
@@ -37,7 +41,7 @@ type reportOpts struct {
 }
 
 func (o *reportOpts) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.ping, "ping", "", "ping `URL`/start when the job starts and URL/<exit status> when it ends, the output's tail as the body (healthchecks.io protocol); the URL is never logged")
+	fs.StringVar(&o.ping, "ping", "", "ping `URL`/start when the job starts and URL/<exit status> when it ends, the output's tail as the body (healthchecks.io protocol); the URL is never logged; default $GUARD_PING_URL, which ps does not show")
 	fs.BoolVar(&o.pingSkipped, "ping-skipped", false, "with --ping: a run skipped because the lock is busy pings URL/<--conflict-exit code> (default: no ping)")
 	fs.BoolVar(&o.quietSuccess, "quiet-success", false, "capture the job's output; print it, after a one-line header, only if the run fails, times out or is killed (chronic)")
 	fs.StringVar(&o.push, "push", "", "push the run's gauges to the Prometheus Pushgateway at `URL` when the job starts and ends (group job=NAME, instance=$GUARD_PUSH_INSTANCE or the host name)")

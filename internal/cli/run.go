@@ -80,6 +80,12 @@ func (c *CLI) parseRun(args []string) (*runOpts, []string, error) {
 			return nil, nil, usagef("run: --listen %q: %v", o.listen, err)
 		}
 	}
+	if o.ping == "" {
+		// Kept out of the command line, which every local user can read
+		// (ps): an EnvironmentFile= of mode 0600, or the crontab's own
+		// variables.
+		o.ping = c.getenv(pingURLEnv)
+	}
 	if err := o.reportOpts.check(o.detach); err != nil {
 		return nil, nil, err
 	}

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -134,7 +136,7 @@ func (r *runner) start(argv []string) (*job.Job, error) {
 	}
 	defer closeOutputs() // after the start: the job has its copies
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	env, err := r.opts.sd.jobEnv(r.opts.c.environ())
+	env, err := r.opts.sd.jobEnv(without(r.opts.c.environ(), pingURLEnv))
 	if err != nil {
 		return nil, err
 	}
@@ -419,4 +421,16 @@ func (r *runner) signals() <-chan os.Signal {
 		r.jobSigs = r.opts.sd.interpose(r.sigs)
 	}
 	return r.jobSigs
+}
+
+// without returns env without the variables named keys.
+func without(env []string, keys ...string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(keys, k) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
