@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 # Debian packages the tests drive as real peers.
-TEST_DEBS := util-linux bsdutils procps prometheus prometheus-node-exporter python3-yaml systemd wget file dash iproute2 \
+TEST_DEBS := util-linux bsdutils procps prometheus prometheus-node-exporter python3-yaml systemd file dash iproute2 \
              python3 prometheus-pushgateway moreutils podman runc lintian man-db bash-completion fish zsh
 
 # make image: the guard image, FROM scratch; CONTAINER may be docker.
