@@ -177,3 +177,38 @@ func TestRetriesWatchdogInTheDelayAfterTheJobPinged(t *testing.T) {
 		t.Fatalf("%d WATCHDOG=1 during the 2s --retry-delay (WATCHDOG_USEC=300000): %q", pings, got[from:to])
 	}
 }
+
+// A job stopped because guard lost its lock (the lock file replaced, the new
+// one held by another process) is a killed run, even when the job answers
+// SIGTERM with exit 0: guard exits 69 and the textfile counts it as killed,
+// never as a success.
+func TestLostLockRunIsNotASuccess(t *testing.T) {
+	flock := guardtest.RequirePeer(t, "flock", "util-linux")
+	dir, tf := t.TempDir(), t.TempDir()
+	ldir := lockDir(t)
+	lock := filepath.Join(ldir, "job.lock")
+	ready := filepath.Join(dir, "ready")
+	p := start(t, guardBin, "run", "--lock", lock, "--name", "lostjob", "--textfile-dir", tf, "--",
+		"sh", "-c", `trap 'exit 0' TERM; touch "$1"; while :; do sleep 0.1; done`, "job", ready)
+	guardtest.Eventually(t, "the job", func() bool { _, err := os.Stat(ready); return err == nil })
+	other := filepath.Join(ldir, "other.lock")
+	start(t, flock, "-n", other, "sleep", "1000")
+	guardtest.Eventually(t, "flock(1) holding the other file", func() bool {
+		h, err := instance.Inspect(other)
+		return err == nil && h.State == instance.Held
+	})
+	if err := os.Rename(other, lock); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 69 {
+		t.Fatalf("exit %d, want 69 (lock lost):\n%s", code, p.stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(tf, "lostjob.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `guard_job_runs_total{name="lostjob",result="killed"} 1`) ||
+		strings.Contains(string(b), `result="success"} 1`) {
+		t.Fatalf("textfile after a run stopped for a lost lock:\n%s", b)
+	}
+}
