@@ -212,3 +212,44 @@ func TestLostLockRunIsNotASuccess(t *testing.T) {
 		t.Fatalf("textfile after a run stopped for a lost lock:\n%s", b)
 	}
 }
+
+// LSB: guard status exits 4 (unknown) when it cannot read the lock file (a
+// 0600 lock file of another user), not 77: it cannot tell, and says so.
+func TestStatusUnknownWhenTheLockFileIsUnreadable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run status as another user")
+	}
+	dir, err := os.MkdirTemp("", "guard-status-") // 0700 parents of t.TempDir() would stop the other user
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "guard")
+	b, err := os.ReadFile(guardBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "job.lock")
+	p := start(t, guardBin, "run", "--lock", lock, "--", "sleep", "1000")
+	guardtest.Eventually(t, "the lock held", func() bool {
+		h, err := instance.Inspect(lock)
+		return err == nil && h.State == instance.Held
+	})
+	cmd := exec.Command(bin, "status", "--lock", lock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 4 {
+		t.Fatalf("status as another user exit %d, want 4 (unknown): %s", code, out)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(t)
+}
