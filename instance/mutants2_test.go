@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/guardkit/guard/internal/guardtest"
 )
@@ -56,5 +57,29 @@ func TestWaiterRetriesWhenTheFileWasReplaced(t *testing.T) {
 			le.Release()
 		}
 		t.Fatalf("a second TryLock of the path = %v, want ErrHeld: two holders", err)
+	}
+}
+
+// RecordSuccess after Release does nothing and returns nil (as documented):
+// the lease's descriptors are closed, and their numbers may name other
+// files by then.
+func TestRecordSuccessAfterReleaseDoesNothing(t *testing.T) {
+	path := filepath.Join(tempLockDir(t), "a.lock")
+	le, err := mustNew(t, path).Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := le.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := le.(SuccessRecorder).RecordSuccess(time.Now()); err != nil {
+		t.Fatalf("RecordSuccess after Release = %v, want nil", err)
+	}
+	hd, err := Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hd.Record == nil || !hd.Record.LastSuccess.IsZero() {
+		t.Fatalf("record after a RecordSuccess that came after Release: %+v", hd.Record)
 	}
 }
