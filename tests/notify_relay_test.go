@@ -20,7 +20,7 @@ import (
 // sdJobScript is a notify-aware job: it writes its environment to argv[1],
 // then acts on the steps that follow: send:TEXT (\n for a newline), sleep:S,
 // onhup:TEXT (send TEXT on each SIGHUP), onterm:TEXT (send TEXT on SIGTERM,
-// then exit 0), wait:FILE, flood (send STATUS= datagrams without end),
+// then exit 0), ontermstay:TEXT (send TEXT on SIGTERM, and go on), wait:FILE, flood (send STATUS= datagrams without end),
 // exit:N, forever.
 const sdJobScript = `
 import os, signal, socket, sys, time
@@ -49,6 +49,8 @@ for step in sys.argv[2:]:
         on(signal.SIGHUP, arg, False)
     elif verb == "onterm":
         on(signal.SIGTERM, arg, True)
+    elif verb == "ontermstay":
+        on(signal.SIGTERM, arg, False)
     elif verb == "wait":
         while not os.path.exists(arg):
             time.sleep(0.01)
@@ -281,8 +283,10 @@ func TestNotifyRelayNoReadyWithoutLock(t *testing.T) {
 	flock := guardtest.RequirePeer(t, "flock", "util-linux")
 	s := newSDSocket(t)
 	lock := filepath.Join(lockDir(t), "job.lock")
-	argv, _ := sdJob(t, "onterm:READY=1\\nSTATUS=job says ready", "send:STATUS=up", "forever")
-	p := startEnv(t, sdEnv(s), guardBin, append([]string{"run", "--notify", "job", "--lock", lock, "--"}, argv...)...)
+	// The job answers guard's SIGTERM with READY=1 and stays until the
+	// SIGKILL: guard reads (and refuses) the READY=1 while it still runs.
+	argv, _ := sdJob(t, "ontermstay:READY=1\\nSTATUS=job says ready", "send:STATUS=up", "forever")
+	p := startEnv(t, sdEnv(s), guardBin, append([]string{"run", "--notify", "job", "--kill-after", "2s", "--lock", lock, "--"}, argv...)...)
 	s.expectInOrder(t, `^STATUS=up$`)
 	if err := os.Remove(lock); err != nil {
 		t.Fatal(err)
