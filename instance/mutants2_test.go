@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/guardkit/guard/internal/guardtest"
 )
 
 // Promise 5: a waiter that gets the flock on a file that was replaced at
@@ -21,16 +19,7 @@ func TestWaiterRetriesWhenTheFileWasReplaced(t *testing.T) {
 	path := filepath.Join(dir, "a.lock")
 	h := startHolder(t, path)
 	h.expect(t, "locked")
-	type result struct {
-		le  Lease
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		le, err := mustNew(t, path).Lock(context.Background())
-		got <- result{le, err}
-	}()
-	guardtest.Eventually(t, "the waiter blocked in flock", waitingIn)
+	got := blockedWaiter(t, path)
 	tmp := filepath.Join(dir, "new")
 	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -79,16 +79,7 @@ func TestWaiterRetriesWhenTheFileWasDeleted(t *testing.T) {
 	path := filepath.Join(tempLockDir(t), "a.lock")
 	h := startHolder(t, path)
 	h.expect(t, "locked")
-	type result struct {
-		le  Lease
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		le, err := mustNew(t, path).Lock(context.Background())
-		got <- result{le, err}
-	}()
-	guardtest.Eventually(t, "the waiter blocked in flock", waitingIn)
+	got := blockedWaiter(t, path)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
@@ -377,4 +368,23 @@ func TestOpenerWithoutTheLockIsNotVerified(t *testing.T) {
 	child := inheritor(t, other)
 	orphanRecord(t, f, child.Process.Pid, startOf(t, child.Process.Pid))
 	inspectUnverified(t, path, "as the locker, not the recorded PID")
+}
+
+// waited is what a blocked Lock returned.
+type waited struct {
+	le  Lease
+	err error
+}
+
+// blockedWaiter starts a Lock on path and returns once it waits in
+// flock(2); its result arrives on the channel.
+func blockedWaiter(t *testing.T, path string) <-chan waited {
+	t.Helper()
+	got := make(chan waited, 1)
+	go func() {
+		le, err := mustNew(t, path).Lock(context.Background())
+		got <- waited{le, err}
+	}()
+	guardtest.Eventually(t, "the waiter blocked in flock", waitingIn)
+	return got
 }
