@@ -52,10 +52,7 @@ func newStreamHandler(f *os.File, opts *slog.HandlerOptions) slog.Handler {
 	if !isJournalStream(f) {
 		return slog.NewTextHandler(f, opts)
 	}
-	return newLineHandler(opts, true, func(r *slog.Record, line []byte) error {
-		_, err := fmt.Fprintf(f, "<%d>%s", SeverityOf(r.Level), line)
-		return err
-	})
+	return newFormatStream(f, textFormat, opts, true)
 }
 
 // isJournalStream reports whether f is the stream $JOURNAL_STREAM ("DEV:INO") names.

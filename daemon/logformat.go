@@ -32,10 +32,6 @@ func NewStderrMessageHandler(prefix string, opts *slog.HandlerOptions) slog.Hand
 	return newFormatStream(os.Stderr, mk, opts, false)
 }
 
-// IsJournalStream reports whether f is the stream journald reads, as $JOURNAL_STREAM
-// ("DEV:INO", systemd.exec(5)) names it.
-func IsJournalStream(f *os.File) bool { return isJournalStream(f) }
-
 func jsonFormat(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewJSONHandler(w, o) }
 
 // newFormatStream writes mk's lines to f, with a "<N>" prefix when f is the journal.
