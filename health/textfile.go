@@ -164,35 +164,34 @@ func readTally(d *safepath.Dir, file, name string) tally {
 
 var errBadTextfile = errors.New("bad textfile")
 
+// counts reads name's series of the counter family mf, labelled key with
+// one of values each (at most one series a value), into out.
+func counts(mf *dto.MetricFamily, name, key string, values []string, out []uint64) error {
+	ms, err := series(mf, dto.MetricType_COUNTER, name)
+	if err != nil {
+		return err
+	}
+	seen := make([]bool, len(values))
+	for _, m := range ms {
+		v, i := m.GetCounter().GetValue(), slices.Index(values, label(m, key))
+		if i < 0 || seen[i] || v < 0 || v != math.Trunc(v) || v >= 1<<63 {
+			return errBadTextfile
+		}
+		out[i], seen[i] = uint64(v), true
+	}
+	return nil
+}
+
 // parseTally extracts name's series; any malformed series spoils it all.
 func parseTally(mfs map[string]*dto.MetricFamily, name string) (tally, error) {
 	var t tally
-	runs, err := series(mfs[nameJobRuns], dto.MetricType_COUNTER, name)
-	if err != nil {
+	if err := counts(mfs[nameJobRuns], name, "result", results[:], t.runs[:]); err != nil {
 		return tally{}, err
 	}
-	var seen [len(results)]bool
-	for _, m := range runs {
-		v, r := m.GetCounter().GetValue(), label(m, "result")
-		i := resultIndex(r)
-		if results[i] != r || seen[i] || v < 0 || v != math.Trunc(v) || v >= 1<<63 {
-			return tally{}, errBadTextfile
-		}
-		t.runs[i], seen[i] = uint64(v), true
-	}
-	fails, err := series(mfs[nameReportFail], dto.MetricType_COUNTER, name)
-	if err != nil {
+	if err := counts(mfs[nameReportFail], name, "target", reportTargets[:], t.failures[:]); err != nil {
 		return tally{}, err
 	}
-	var seenFail [len(reportTargets)]bool
-	for _, m := range fails {
-		v, target := m.GetCounter().GetValue(), label(m, "target")
-		i := slices.Index(reportTargets[:], target)
-		if i < 0 || seenFail[i] || v < 0 || v != math.Trunc(v) || v >= 1<<63 {
-			return tally{}, errBadTextfile
-		}
-		t.failures[i], seenFail[i] = uint64(v), true
-	}
+	var err error
 	gauge := func(n string) (v float64, ok bool) {
 		ms, e := series(mfs[n], dto.MetricType_GAUGE, name)
 		if len(ms) > 0 {
