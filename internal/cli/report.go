@@ -199,9 +199,9 @@ func (r *reporter) outputs() (stdout, stderr *os.File, closeAfterStart func(), e
 
 // sameFile reports whether a and b are the same open file.
 func sameFile(a, b *os.File) bool {
-	var sa, sb unix.Stat_t
-	return unix.Fstat(int(a.Fd()), &sa) == nil && unix.Fstat(int(b.Fd()), &sb) == nil &&
-		sa.Dev == sb.Dev && sa.Ino == sb.Ino
+	fa, erra := a.Stat()
+	fb, errb := b.Stat()
+	return erra == nil && errb == nil && os.SameFile(fa, fb)
 }
 
 // copy reads the job's output from pr into the capture and to also, until
